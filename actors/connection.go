@@ -1,0 +1,243 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"strings"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/mtad/mtad/config"
+	"github.com/mtad/mtad/expression"
+	"github.com/mtad/mtad/messages"
+	"github.com/mtad/mtad/outbound"
+)
+
+// connectionActor is one outbound SMTP/LMTP session: it connects, then
+// delivers the jobs its destination gives it one after another, and says
+// QUIT when told to close or when it has carried its share of messages.
+// Network I/O runs in goroutines whose results come back as messages, so a
+// stop is always heard; stopping cancels the I/O in progress.
+type connectionActor struct {
+	deps    *Deps
+	qcfg    config.VirtualQueue
+	route   config.Route
+	domain  string
+	targets []outbound.Target
+
+	ctx    context.Context // cancelled when the actor stops
+	cancel context.CancelFunc
+	conn   *outbound.Conn // owned by the I/O goroutine while busy
+	busy   bool
+	count  int
+}
+
+// Messages between a connection and its destination.
+type (
+	connUp     struct{ pid *actor.PID }
+	connFailed struct {
+		pid   *actor.PID
+		reply messages.Reply
+	}
+	connDone struct {
+		pid    *actor.PID
+		result *messages.JobResult
+	}
+	connClose struct{}
+	dialed    struct {
+		conn  *outbound.Conn
+		reply messages.Reply
+	}
+	delivered struct {
+		result *messages.JobResult
+		alive  bool
+	}
+)
+
+func newConnection(d *Deps, qcfg config.VirtualQueue, route config.Route, domain string, targets []outbound.Target) *connectionActor {
+	return &connectionActor{deps: d, qcfg: qcfg, route: route, domain: domain, targets: targets}
+}
+
+// Receive runs on the connection actor's goroutine.
+func (c *connectionActor) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		c.ctx, c.cancel = context.WithCancel(context.Background())
+		c.dial(ctx)
+	case *dialed:
+		c.onDialed(ctx, m)
+	case *messages.Job:
+		c.deliver(ctx, m)
+	case *delivered:
+		c.onDelivered(ctx, m)
+	case *connClose:
+		c.close()
+		ctx.Stop(ctx.Self())
+	case *actor.Stopping:
+		c.cancel()
+		if !c.busy {
+			c.close()
+		}
+	}
+}
+
+func (c *connectionActor) dial(ctx actor.Context) {
+	c.busy = true
+	self, sys := ctx.Self(), ctx.ActorSystem().Root
+	cctx, targets := c.ctx, c.targets
+	opts := func(t outbound.Target) outbound.Options { return c.options(t) }
+	go func() {
+		conn, reply := dialTargets(cctx, targets, opts)
+		sys.Send(self, &dialed{conn: conn, reply: reply})
+	}()
+}
+
+// dialTargets tries each target with the options its connection strategy
+// gives, and returns the first session or a reply describing every failure:
+// permanent only if every target refused permanently.
+func dialTargets(ctx context.Context, targets []outbound.Target, opts func(outbound.Target) outbound.Options) (*outbound.Conn, messages.Reply) {
+	var texts []string
+	permanent := len(targets) > 0
+	last := messages.Reply{Text: "no targets", Class: "connection"}
+	for _, t := range targets {
+		conn, err := outbound.Dial(ctx, []outbound.Target{t}, opts(t))
+		if err == nil {
+			return conn, messages.Reply{}
+		}
+		last = errReply(err)
+		if last.Temporary() {
+			permanent = false
+		}
+		texts = append(texts, err.Error())
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if len(texts) > 1 {
+		last.Text = strings.Join(texts, "; ")
+	}
+	if !permanent && !last.Temporary() {
+		last.Code, last.Enhanced = 451, "4.4.1"
+	}
+	return nil, last
+}
+
+// options evaluates the connection strategy for one remote address.
+func (c *connectionActor) options(t outbound.Target) outbound.Options {
+	cfg := c.deps.Config
+	env := expression.Env{RcptDomain: c.domain, MX: t.Host, RemoteIP: t.Addr.Addr().String()}
+	name, err := cfg.Queue.Strategy.Connection.Eval(&env)
+	cs, ok := cfg.Queue.Connection[name]
+	if err != nil || !ok {
+		c.deps.Logger.Error("connection strategy failed; using connection default", "domain", c.domain, "mx", t.Host, "err", err, "connection", name)
+		cs = cfg.Queue.Connection["default"]
+	}
+	host := cs.EHLOHostname
+	if host == "" {
+		host = cfg.Server.Hostname
+	}
+	to := cs.Timeout
+	return outbound.Options{
+		Hostname:    host,
+		LocalAddr:   sourceIP(cs.SourceIPs, t.Addr.Addr()),
+		Timeouts:    outbound.Timeouts{Connect: to.Connect, Greeting: to.Greeting, EHLO: to.EHLO, MailFrom: to.MailFrom, RcptTo: to.RcptTo, Data: to.Data},
+		LMTP:        c.route.Protocol == "lmtp",
+		ImplicitTLS: c.route.ImplicitTLS,
+	}
+}
+
+// sourceIP picks one of the configured source addresses of the remote's
+// family, rotating at random; the zero Addr lets the system choose.
+func sourceIP(ips []netip.Addr, remote netip.Addr) netip.Addr {
+	var same []netip.Addr
+	for _, ip := range ips {
+		if ip.Is4() == remote.Unmap().Is4() {
+			same = append(same, ip)
+		}
+	}
+	if len(same) == 0 {
+		return netip.Addr{}
+	}
+	return same[rand.IntN(len(same))]
+}
+
+func (c *connectionActor) onDialed(ctx actor.Context, m *dialed) {
+	c.busy = false
+	if m.conn == nil {
+		ctx.Send(ctx.Parent(), &connFailed{pid: ctx.Self(), reply: m.reply})
+		ctx.Stop(ctx.Self())
+		return
+	}
+	c.conn = m.conn
+	ctx.Send(ctx.Parent(), &connUp{pid: ctx.Self()})
+}
+
+func (c *connectionActor) deliver(ctx actor.Context, j *messages.Job) {
+	c.busy = true
+	self, sys := ctx.Self(), ctx.ActorSystem().Root
+	conn, cctx, journal := c.conn, c.ctx, c.deps.Journal
+	go func() {
+		replies := deliverJob(cctx, conn, journal, j)
+		t := conn.Target()
+		res := &messages.JobResult{Job: j, Replies: replies, Host: t.Host, IP: t.Addr.Addr().String()}
+		sys.Send(self, &delivered{result: res, alive: conn.Alive()})
+	}()
+}
+
+// deliverJob runs one transaction; it always returns one reply per
+// recipient.
+func deliverJob(ctx context.Context, conn *outbound.Conn, j journalBody, job *messages.Job) []messages.Reply {
+	body, err := j.Body(job.MsgID)
+	if err != nil {
+		return failedResult(job, messages.Reply{Text: fmt.Sprintf("reading the message from the journal: %v", err), Class: "journal"}, "", "").Replies
+	}
+	tx := outbound.Tx{From: job.From, Body: body, Size: int64(len(body)), BodyType: job.Body,
+		SMTPUTF8: job.SMTPUTF8, Ret: job.Ret, EnvID: job.EnvID}
+	for _, r := range job.Rcpts {
+		tx.Rcpts = append(tx.Rcpts, outbound.Rcpt{Addr: r.Addr, Notify: r.Notify, ORcpt: r.ORcpt})
+	}
+	replies, err := conn.Deliver(ctx, tx)
+	if len(replies) != len(job.Rcpts) {
+		reply := messages.Reply{Text: "delivery failed", Class: "connection"}
+		if err != nil {
+			reply = errReply(err)
+		}
+		return failedResult(job, reply, "", "").Replies
+	}
+	return replies
+}
+
+type journalBody interface {
+	Body(id messages.MsgID) ([]byte, error)
+}
+
+func (c *connectionActor) onDelivered(ctx actor.Context, m *delivered) {
+	c.busy = false
+	c.count++
+	ctx.Send(ctx.Parent(), &connDone{pid: ctx.Self(), result: m.result})
+	if m.alive && c.count < c.qcfg.MessagesPerConnection && c.ctx.Err() == nil {
+		ctx.Send(ctx.Parent(), &connUp{pid: ctx.Self()})
+		return
+	}
+	c.close()
+	ctx.Stop(ctx.Self())
+}
+
+// close says QUIT off the mailbox; the session is not used again.
+func (c *connectionActor) close() {
+	if conn := c.conn; conn != nil {
+		c.conn = nil
+		go func() { _ = conn.Close() }()
+	}
+}
+
+func errReply(err error) messages.Reply {
+	var oe *outbound.Error
+	if errors.As(err, &oe) {
+		return oe.Reply()
+	}
+	return messages.Reply{Text: err.Error(), Class: "connection"}
+}

@@ -1,0 +1,333 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/mtad/mtad/config"
+	"github.com/mtad/mtad/messages"
+	"github.com/mtad/mtad/outbound"
+	"github.com/mtad/mtad/resolver"
+)
+
+// targetsTTL bounds how long a destination keeps its resolved targets.
+const targetsTTL = 5 * time.Minute
+
+// destinationActor delivers a queue's jobs to one destination (a recipient
+// domain on an mx route, or a relay): it resolves the targets, keeps up to
+// the queue's per-destination number of connections, hands each job to a
+// connection that says it is ready, and closes connections left idle.
+type destinationActor struct {
+	deps      *Deps
+	qcfg      config.VirtualQueue
+	key       string
+	routeName string
+	route     config.Route
+	domain    string
+
+	targets   []outbound.Target
+	targetsAt time.Time
+	resolving bool
+	ready     []*messages.Job
+	conns     map[string]*connRef // by pid id
+	idleGen   uint64
+	idleArmed bool
+}
+
+// connRef is the destination's view of one connection actor.
+type connRef struct {
+	pid       *actor.PID
+	up        bool          // connected
+	job       *messages.Job // in flight, nil when idle
+	idleSince time.Time
+}
+
+type resolved struct {
+	targets []outbound.Target
+	reply   messages.Reply
+	err     bool
+}
+
+type idleTick struct{ gen uint64 }
+
+func newDestination(d *Deps, qcfg config.VirtualQueue, key, routeName string, route config.Route, domain string) *destinationActor {
+	return &destinationActor{deps: d, qcfg: qcfg, key: key, routeName: routeName, route: route, domain: domain,
+		conns: map[string]*connRef{}}
+}
+
+// Receive runs on the destination actor's goroutine.
+func (d *destinationActor) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *messages.Job:
+		d.ready = append(d.ready, m)
+		d.dispatch(ctx)
+	case *resolved:
+		d.onResolved(ctx, m)
+	case *connUp:
+		d.onConnReady(ctx, m.pid)
+	case *connFailed:
+		d.onConnFailed(ctx, m)
+	case *connDone:
+		d.onConnDone(ctx, m)
+	case *actor.Terminated:
+		d.onTerminated(ctx, m.Who)
+	case *idleTick:
+		d.onIdleTick(ctx, m)
+	}
+}
+
+func (d *destinationActor) dispatch(ctx actor.Context) {
+	if len(d.ready) == 0 {
+		d.checkIdle(ctx)
+		return
+	}
+	if d.targets == nil || (time.Since(d.targetsAt) > targetsTTL && len(d.conns) == 0) {
+		d.resolve(ctx)
+		return
+	}
+	dialing := 0
+	for _, c := range d.conns {
+		switch {
+		case !c.up:
+			dialing++
+		case c.job == nil && len(d.ready) > 0:
+			d.give(ctx, c)
+		}
+	}
+	for len(d.ready) > dialing && len(d.conns) < d.qcfg.DestinationConnections {
+		d.spawnConn(ctx)
+		dialing++
+	}
+}
+
+func (d *destinationActor) give(ctx actor.Context, c *connRef) {
+	c.job = d.ready[0]
+	d.ready[0] = nil
+	d.ready = d.ready[1:]
+	ctx.Send(c.pid, c.job)
+}
+
+func (d *destinationActor) spawnConn(ctx actor.Context) {
+	targets := d.targets
+	props := actor.PropsFromProducer(func() actor.Actor {
+		return newConnection(d.deps, d.qcfg, d.route, d.domain, targets)
+	}, actor.WithSupervisor(actor.NewOneForOneStrategy(0, 0, stopDecider)))
+	pid := ctx.Spawn(props)
+	d.conns[pid.Id] = &connRef{pid: pid}
+}
+
+// resolve looks up the destination's targets off the mailbox.
+func (d *destinationActor) resolve(ctx actor.Context) {
+	if d.resolving {
+		return
+	}
+	d.resolving = true
+	self, sys := ctx.Self(), ctx.ActorSystem().Root
+	res, route, domain := d.deps.Resolver, d.route, d.domain
+	timeout := d.deps.Config.Resolver.Timeout * time.Duration(2*d.deps.Config.Resolver.Attempts+2)
+	go func() {
+		c, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		t, err := resolveTargets(c, res, route, domain)
+		m := &resolved{targets: t}
+		if err != nil {
+			m.err, m.reply = true, dnsReply(err)
+		}
+		sys.Send(self, m)
+	}()
+}
+
+func (d *destinationActor) onResolved(ctx actor.Context, m *resolved) {
+	d.resolving = false
+	if m.err {
+		d.deps.Logger.Info("destination unresolved", "domain", d.domain, "route", d.routeName, "err", m.reply.Text)
+		d.failReady(ctx, m.reply, "", "")
+		d.checkIdle(ctx)
+		return
+	}
+	d.targets, d.targetsAt = m.targets, time.Now()
+	d.dispatch(ctx)
+}
+
+// failReady reports every ready job back with reply.
+func (d *destinationActor) failReady(ctx actor.Context, reply messages.Reply, host, ip string) {
+	for _, j := range d.ready {
+		ctx.Send(ctx.Parent(), failedResult(j, reply, host, ip))
+	}
+	clear(d.ready)
+	d.ready = d.ready[:0]
+}
+
+func failedResult(j *messages.Job, reply messages.Reply, host, ip string) *messages.JobResult {
+	rs := make([]messages.Reply, len(j.Rcpts))
+	for i := range rs {
+		rs[i] = reply
+	}
+	return &messages.JobResult{Job: j, Replies: rs, Host: host, IP: ip}
+}
+
+func (d *destinationActor) onConnReady(ctx actor.Context, pid *actor.PID) {
+	c := d.conns[pid.Id]
+	if c == nil {
+		return
+	}
+	c.up, c.job, c.idleSince = true, nil, time.Now()
+	if len(d.ready) > 0 {
+		d.give(ctx, c)
+		return
+	}
+	d.armIdle(ctx)
+	d.checkIdle(ctx)
+}
+
+// onConnFailed: a connection could reach no target. If no other connection
+// is up, the ready jobs fail temporarily (or permanently when every target
+// refused for good) and the queue's schedule retries them.
+func (d *destinationActor) onConnFailed(ctx actor.Context, m *connFailed) {
+	delete(d.conns, m.pid.Id)
+	for _, c := range d.conns {
+		if c.up {
+			d.dispatch(ctx)
+			return
+		}
+	}
+	d.targets = nil // resolve again on the next attempt
+	d.failReady(ctx, m.reply, "", "")
+	d.checkIdle(ctx)
+}
+
+func (d *destinationActor) onConnDone(ctx actor.Context, m *connDone) {
+	if c := d.conns[m.pid.Id]; c != nil {
+		c.job = nil
+	}
+	ctx.Send(ctx.Parent(), m.result)
+}
+
+// onTerminated: a connection actor stopped. A job it still held is
+// reported as a temporary failure.
+func (d *destinationActor) onTerminated(ctx actor.Context, who *actor.PID) {
+	c := d.conns[who.Id]
+	if c == nil {
+		return
+	}
+	delete(d.conns, who.Id)
+	if c.job != nil {
+		ctx.Send(ctx.Parent(), failedResult(c.job, messages.Reply{Text: "connection lost before the transaction ended", Class: "connection"}, "", ""))
+	}
+	d.dispatch(ctx)
+}
+
+func (d *destinationActor) armIdle(ctx actor.Context) {
+	if d.idleArmed {
+		return
+	}
+	d.idleArmed = true
+	d.idleGen++
+	gen, self, sys := d.idleGen, ctx.Self(), ctx.ActorSystem().Root
+	time.AfterFunc(d.qcfg.IdleTimeout, func() { sys.Send(self, &idleTick{gen: gen}) })
+}
+
+// onIdleTick closes connections idle for the idle timeout.
+func (d *destinationActor) onIdleTick(ctx actor.Context, t *idleTick) {
+	if t.gen != d.idleGen {
+		return
+	}
+	d.idleArmed = false
+	idle := 0
+	for id, c := range d.conns {
+		if !c.up || c.job != nil {
+			continue
+		}
+		if time.Since(c.idleSince) >= d.qcfg.IdleTimeout {
+			ctx.Send(c.pid, &connClose{})
+			delete(d.conns, id)
+			continue
+		}
+		idle++
+	}
+	if idle > 0 {
+		d.armIdle(ctx)
+	}
+	d.checkIdle(ctx)
+}
+
+// checkIdle tells the queue when nothing is left here; the queue stops
+// this actor if it has sent nothing since.
+func (d *destinationActor) checkIdle(ctx actor.Context) {
+	if len(d.ready) == 0 && len(d.conns) == 0 && !d.resolving {
+		ctx.Send(ctx.Parent(), &messages.DestinationIdle{Dest: d.key})
+	}
+}
+
+// resolveTargets turns a route into the ordered list of addresses to try.
+func resolveTargets(ctx context.Context, res Resolver, route config.Route, domain string) ([]outbound.Target, error) {
+	if route.Type == config.RouteRelay {
+		host, port, err := config.SplitHostPort(route.Address, route.Port)
+		if err != nil {
+			return nil, err
+		}
+		ips, err := res.LookupIP(ctx, host, resolver.IPv4ThenIPv6)
+		if err != nil {
+			return nil, err
+		}
+		return targetsFor(host, ips, port, len(ips)), nil
+	}
+	mxs, err := res.LookupMX(ctx, domain)
+	if err != nil {
+		return nil, err
+	}
+	order, _ := resolver.ParseIPOrder(route.IPLookup)
+	var out []outbound.Target
+	var firstErr error
+	for i, mx := range mxs {
+		if i >= route.MaxMX {
+			break
+		}
+		ips, err := res.LookupIP(ctx, mx.Host, order)
+		if err != nil {
+			firstErr = preferTemporary(firstErr, err)
+			continue
+		}
+		out = append(out, targetsFor(mx.Host, ips, route.Port, route.MaxMultihomed)...)
+	}
+	if len(out) == 0 {
+		return nil, firstErr
+	}
+	return out, nil
+}
+
+func targetsFor(host string, ips []netip.Addr, port, max int) []outbound.Target {
+	var out []outbound.Target
+	for i, ip := range ips {
+		if i >= max {
+			break
+		}
+		out = append(out, outbound.Target{Host: host, Addr: netip.AddrPortFrom(ip, uint16(port))})
+	}
+	return out
+}
+
+// preferTemporary keeps a temporary error over a permanent one: if any MX
+// host failed only for now, the domain is not undeliverable.
+func preferTemporary(have, next error) error {
+	if have == nil {
+		return next
+	}
+	var re *resolver.Error
+	if errors.As(have, &re) && !re.Temporary {
+		return next
+	}
+	return have
+}
+
+func dnsReply(err error) messages.Reply {
+	var re *resolver.Error
+	if errors.As(err, &re) {
+		return messages.Reply{Code: re.Code, Enhanced: re.Enhanced, Text: err.Error(), Class: "dns"}
+	}
+	return messages.Reply{Text: err.Error(), Class: "dns"}
+}

@@ -1,0 +1,129 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/mtad/mtad/config"
+	"github.com/mtad/mtad/deliverylog"
+	"github.com/mtad/mtad/messages"
+	"github.com/mtad/mtad/resolver"
+)
+
+// Journal is what the engine needs of the journal.
+type Journal interface {
+	Body(id messages.MsgID) ([]byte, error)
+	Update(id messages.MsgID, rcpts []messages.Recipient) error
+	Finish(id messages.MsgID, nrcpts int) error
+	Get(id messages.MsgID) (*messages.Envelope, error)
+	Load(fn func(env *messages.Envelope) error) error
+}
+
+// Resolver is what the engine needs of DNS.
+type Resolver interface {
+	LookupMX(ctx context.Context, domain string) ([]resolver.MX, error)
+	LookupIP(ctx context.Context, host string, order resolver.IPOrder) ([]netip.Addr, error)
+}
+
+// Deps are the engine's collaborators.
+type Deps struct {
+	Config   *config.Config
+	Journal  Journal
+	Resolver Resolver
+	Delivery *deliverylog.Log // may be nil
+	Logger   *slog.Logger
+}
+
+// Engine is a running actor tree.
+type Engine struct {
+	system *actor.ActorSystem
+	root   *actor.PID
+	deps   *Deps
+}
+
+// Start builds the actor tree. It delivers nothing until messages arrive
+// through Enqueue or Recover.
+func Start(deps Deps) (*Engine, error) {
+	if deps.Config == nil || deps.Journal == nil || deps.Resolver == nil {
+		return nil, errors.New("actors: config, journal and resolver are required")
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.Default()
+	}
+	d := &deps
+	sysLog := d.Logger.With("component", "protoactor")
+	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
+		return slog.New(levelFloor{sysLog.Handler(), slog.LevelWarn})
+	}))
+	props := actor.PropsFromProducer(func() actor.Actor { return newRoot(d) },
+		actor.WithSupervisor(actor.NewOneForOneStrategy(10, time.Minute, restartDecider)))
+	root, err := system.Root.SpawnNamed(props, "root")
+	if err != nil {
+		return nil, fmt.Errorf("actors: spawn root: %w", err)
+	}
+	return &Engine{system: system, root: root, deps: d}, nil
+}
+
+// Enqueue hands a journaled message to the engine; the engine owns env
+// from now on.
+func (e *Engine) Enqueue(env *messages.Envelope) {
+	e.system.Root.Send(e.root, &messages.Enqueue{Env: env})
+}
+
+// Recover replays the journal into the engine: messages with pending
+// recipients are enqueued; messages whose recipients are all final are
+// deleted. It returns how many messages were enqueued.
+func (e *Engine) Recover() (int, error) {
+	n := 0
+	err := e.deps.Journal.Load(func(env *messages.Envelope) error {
+		if env.Pending() == 0 {
+			return e.deps.Journal.Finish(env.ID, len(env.Rcpts))
+		}
+		n++
+		e.Enqueue(env)
+		return nil
+	})
+	return n, err
+}
+
+// Stop drains the engine: no new delivery starts, deliveries in flight may
+// finish and have their outcome journaled until ctx ends; then every actor
+// stops. Deliveries cut short are retried after the next start.
+func (e *Engine) Stop(ctx context.Context) error {
+	done := make(chan struct{})
+	e.system.Root.Send(e.root, &messages.Drain{Done: done})
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("actors: deliveries still in flight at shutdown: %w", ctx.Err())
+	}
+	if werr := e.system.Root.StopFuture(e.root).Wait(); werr != nil && err == nil {
+		err = fmt.Errorf("actors: stop: %w", werr)
+	}
+	e.system.Shutdown()
+	return err
+}
+
+// restartDecider restarts a crashed queue actor; its state comes back from
+// the journal.
+func restartDecider(reason any) actor.Directive { return actor.RestartDirective }
+
+// stopDecider stops a crashed child; the parent rebuilds from what it holds.
+func stopDecider(reason any) actor.Directive { return actor.StopDirective }
+
+// levelFloor drops records below a level: protoactor logs chatty info.
+type levelFloor struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h levelFloor) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}

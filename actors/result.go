@@ -1,0 +1,180 @@
+package actors
+
+import (
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/mtad/mtad/config"
+	"github.com/mtad/mtad/deliverylog"
+	"github.com/mtad/mtad/messages"
+)
+
+func (q *queueActor) onResult(ctx actor.Context, r *messages.JobResult) {
+	j := r.Job
+	if d := q.dests[j.Dest]; d != nil {
+		if _, ok := d.outstanding[j.Seq]; ok {
+			delete(d.outstanding, j.Seq)
+			q.inFlight--
+		}
+	}
+	if m := q.msgs[j.MsgID]; m != nil {
+		q.apply(ctx, m, r)
+	}
+	q.pump(ctx)
+	q.checkDrained()
+}
+
+// apply computes the recipients' new states from a job's replies, changes
+// them in memory (they stay busy), and journals them; the persisted message
+// that follows acts on them.
+func (q *queueActor) apply(ctx actor.Context, m *qmsg, r *messages.JobResult) {
+	now := time.Now()
+	p := &persisted{m: m}
+	for k, jr := range r.Job.Rcpts {
+		rc := &m.env.Rcpts[jr.Index]
+		reply := r.Replies[k]
+		rc.Attempts++
+		rc.LastReply = reply
+		ev := q.event(m.env, rc, r)
+		switch {
+		case reply.Success():
+			rc.Status, ev.Event = messages.StatusDelivered, deliverylog.Delivered
+		case !reply.Temporary():
+			rc.Status, ev.Event = messages.StatusFailed, deliverylog.Failed
+		default:
+			q.retry(m.env, rc, now, &ev)
+		}
+		p.events = append(p.events, ev)
+		p.indices = append(p.indices, jr.Index)
+	}
+	q.persist(ctx, m, p)
+}
+
+// retry schedules the next attempt after a temporary failure, or fails the
+// recipient when its schedule allows no more.
+func (q *queueActor) retry(env *messages.Envelope, rc *messages.Recipient, now time.Time, ev *deliverylog.Event) {
+	sched := q.scheduleOf(env, rc)
+	if sched.MaxAttempts > 0 && rc.Attempts >= sched.MaxAttempts {
+		rc.Status, ev.Event = messages.StatusFailed, deliverylog.Failed
+		ev.Reply = "max attempts reached: " + ev.Reply
+		return
+	}
+	next := now.Add(sched.Retry[min(rc.Attempts, len(sched.Retry))-1])
+	if sched.Expire > 0 {
+		if exp := env.Arrival.Add(sched.Expire); next.After(exp) {
+			next = exp // fail at the expiry instant, not at the next scan
+		}
+	}
+	rc.NextAttempt = next
+	ev.Event, ev.NextTry = deliverylog.Deferred, next
+}
+
+// scheduleOf evaluates the schedule strategy for a recipient's retry plan.
+func (q *queueActor) scheduleOf(env *messages.Envelope, rc *messages.Recipient) config.Schedule {
+	cfg := q.deps.Config
+	e := envFor(env, rc, q.name)
+	name, err := cfg.Queue.Strategy.Schedule.Eval(&e)
+	s, ok := cfg.Queue.Schedule[name]
+	if err != nil || !ok {
+		q.deps.Logger.Error("schedule strategy failed; using schedule default", "msgid", env.ID.String(), "rcpt", rc.Addr, "err", err, "schedule", name)
+		return cfg.Queue.Schedule["default"]
+	}
+	return s
+}
+
+func (q *queueActor) expiredAt(env *messages.Envelope, rc *messages.Recipient, now time.Time) bool {
+	if rc.Attempts == 0 {
+		return false
+	}
+	s := q.scheduleOf(env, rc)
+	return s.Expire > 0 && !now.Before(env.Arrival.Add(s.Expire))
+}
+
+// expire fails recipients whose time is up.
+func (q *queueActor) expire(ctx actor.Context, m *qmsg, idx []uint32) {
+	p := &persisted{m: m}
+	for _, i := range idx {
+		rc := &m.env.Rcpts[i]
+		m.busy[i] = true
+		rc.Status = messages.StatusFailed
+		ev := q.event(m.env, rc, nil)
+		ev.Event = deliverylog.Failed
+		ev.Reply = "expired after " + time.Since(m.env.Arrival).Round(time.Second).String() + "; last reply: " + rc.LastReply.String()
+		p.events = append(p.events, ev)
+		p.indices = append(p.indices, i)
+	}
+	q.persist(ctx, m, p)
+}
+
+func (q *queueActor) event(env *messages.Envelope, rc *messages.Recipient, r *messages.JobResult) deliverylog.Event {
+	from := env.From
+	ev := deliverylog.Event{MsgID: env.ID.String(), Rcpt: rc.Addr, Sender: &from, Queue: q.name,
+		Domain: messages.Domain(rc.Addr), Attempt: rc.Attempts, Code: rc.LastReply.Code,
+		Enhanced: rc.LastReply.Enhanced, Reply: rc.LastReply.Text}
+	if r != nil {
+		ev.Host, ev.IP = r.Host, r.IP
+	}
+	return ev
+}
+
+// persist journals the new states of p.indices in a goroutine; the
+// persisted message comes back when the write is synced.
+func (q *queueActor) persist(ctx actor.Context, m *qmsg, p *persisted) {
+	p.done = true
+	for _, i := range m.mine {
+		if !m.env.Rcpts[i].Status.Final() {
+			p.done = false
+			break
+		}
+	}
+	id, n := m.env.ID, len(m.env.Rcpts)
+	finish := p.done && !m.shared
+	var states []messages.Recipient
+	if !finish {
+		states = make([]messages.Recipient, 0, len(p.indices))
+		for _, i := range p.indices {
+			states = append(states, m.env.Rcpts[i])
+		}
+	}
+	q.persisting++
+	self, sys, j, log := ctx.Self(), ctx.ActorSystem().Root, q.deps.Journal, q.deps.Logger
+	go func() {
+		var err error
+		if finish {
+			err = j.Finish(id, n)
+		} else {
+			err = j.Update(id, states)
+		}
+		if err != nil {
+			// The outcome lives on in memory; after a crash the recipient
+			// would be tried again, so the cost is a duplicate, not a loss.
+			log.Error("journal write failed", "msgid", id.String(), "err", err)
+		}
+		sys.Send(self, p)
+	}()
+}
+
+func (q *queueActor) onPersisted(ctx actor.Context, p *persisted) {
+	q.persisting--
+	m := p.m
+	for _, i := range p.indices {
+		m.busy[i] = false
+	}
+	for _, ev := range p.events {
+		q.deps.Delivery.Write(ev)
+	}
+	if p.done {
+		if q.msgs[m.env.ID] == m {
+			delete(q.msgs, m.env.ID)
+		}
+		if m.shared {
+			ctx.Send(ctx.Parent(), &checkFinished{id: m.env.ID})
+		}
+	} else {
+		q.schedule(ctx, m, time.Now())
+		q.pump(ctx)
+		q.armTimer(ctx)
+	}
+	q.checkDrained()
+}

@@ -1,0 +1,359 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// latencyStats summarises a set of durations; JSON in milliseconds.
+type latencyStats struct {
+	Count int     `json:"count"`
+	P50   float64 `json:"p50_ms"`
+	P99   float64 `json:"p99_ms"`
+	Max   float64 `json:"max_ms"`
+}
+
+// phaseStats is what one phase measured. Counts of messages unless named
+// otherwise; "slots" are message recipients.
+type phaseStats struct {
+	Planned        int    `json:"planned"`
+	Injected       int64  `json:"injected"`
+	Accepted       int64  `json:"accepted"`
+	Rejected       int64  `json:"rejected"`
+	Errors         int64  `json:"errors"`
+	ConnFailures   int64  `json:"conn_failures"`
+	RcptsAccepted  int64  `json:"rcpts_accepted"`
+	RcptsRejected  int64  `json:"rcpts_rejected"`
+	Expected       int64  `json:"deliveries_expected"`
+	Delivered      int64  `json:"deliveries_done"`
+	Missing        int64  `json:"deliveries_missing"`
+	Unexpected     int64  `json:"deliveries_unexpected"`
+	Complete       int64  `json:"messages_delivered"`
+	Duplicates     int64  `json:"duplicates"`
+	TempFails      int64  `json:"sink_temp_fails"`
+	PermFails      int64  `json:"sink_perm_fails"`
+	Foreign        int64  `json:"sink_foreign"`
+	Malformed      int64  `json:"sink_malformed"`
+	SinkSessions   int64  `json:"sink_sessions"`
+	SinkMessages   int64  `json:"sink_messages"`
+	SinkDeliveries int64  `json:"sink_deliveries"`
+	FirstError     string `json:"first_error,omitempty"`
+	FirstRejection string `json:"first_rejection,omitempty"`
+
+	InjectSeconds  float64 `json:"inject_seconds"`
+	AcceptRate     float64 `json:"accepted_per_second"`
+	DeliverSeconds float64 `json:"deliver_seconds"`
+	DeliverRate    float64 `json:"delivered_per_second"`
+
+	AcceptToDelivered latencyStats `json:"accept_to_delivered"`
+	SentToDelivered   latencyStats `json:"sent_to_delivered"`
+	Early             int          `json:"delivered_before_250"`
+}
+
+// ok reports whether every planned message was accepted and every
+// expected delivery arrived.
+func (s *phaseStats) ok() bool {
+	return s.Accepted == int64(s.Planned) && s.Missing == 0 && s.Errors == 0
+}
+
+// collect summarises l. It may run while late deliveries still arrive;
+// every read is atomic.
+func collect(l *ledger) phaseStats {
+	s := phaseStats{
+		Planned: l.plan.n, Injected: l.injected.Load(), Accepted: l.accepted.Load(),
+		Rejected: l.rejected.Load(), Errors: l.errors.Load(), ConnFailures: l.connFailures.Load(),
+		RcptsAccepted: l.rcptsAccepted.Load(), RcptsRejected: l.rcptsRejected.Load(),
+		Expected: l.expected.Load(), Duplicates: l.duplicates.Load(),
+		TempFails: l.tempFails.Load(), PermFails: l.permFails.Load(), Foreign: l.foreign.Load(),
+		Malformed: l.malformed.Load(), SinkSessions: l.sinkSessions.Load(),
+		SinkMessages: l.sinkMessages.Load(), SinkDeliveries: l.deliveries.Load(),
+		FirstError: load(&l.firstError), FirstRejection: load(&l.firstRejection),
+	}
+	start, end := l.injectStart.Load(), l.injectEnd.Load()
+	s.InjectSeconds = seconds(end - start)
+	s.AcceptRate = rate(s.Accepted, s.InjectSeconds)
+	last := collectSlots(l, &s)
+	s.Complete = completeMessages(l)
+	if last > 0 {
+		s.DeliverSeconds = seconds(last - start)
+		s.DeliverRate = rate(s.Complete, s.DeliverSeconds)
+	}
+	return s
+}
+
+// collectSlots counts deliveries and latencies by slot and returns the
+// clock offset of the last expected delivery.
+func collectSlots(l *ledger, s *phaseStats) (last int64) {
+	var acc, sent []time.Duration
+	for slot := range l.state {
+		st := l.state[slot].Load()
+		exp, del := st&bitExpected != 0, st&bitDelivered != 0
+		switch {
+		case exp && del:
+			s.Delivered++
+			at := l.deliveredAt[slot].Load()
+			last = max(last, at)
+			d := at - l.acceptedAt[slot/l.plan.rcpts].Load()
+			if d < 0 {
+				s.Early++ // mtad delivered before the injector read its 250
+				d = 0
+			}
+			acc = append(acc, time.Duration(d))
+			if v := l.sendLatency[slot].Load(); v != 0 {
+				sent = append(sent, time.Duration(v))
+			}
+		case exp:
+			s.Missing++
+		case del:
+			s.Unexpected++
+		}
+	}
+	s.AcceptToDelivered, s.SentToDelivered = summarise(acc), summarise(sent)
+	return last
+}
+
+// completeMessages counts accepted messages with at least one expected
+// recipient whose expected recipients were all delivered.
+func completeMessages(l *ledger) int64 {
+	var n int64
+	r := l.plan.rcpts
+	for id := range l.plan.n {
+		if l.acceptedAt[id].Load() == 0 {
+			continue
+		}
+		some, all := false, true
+		for slot := id * r; slot < (id+1)*r; slot++ {
+			v := l.state[slot].Load()
+			if v&bitExpected != 0 {
+				some = true
+				all = all && v&bitDelivered != 0
+			}
+		}
+		if some && all {
+			n++
+		}
+	}
+	return n
+}
+
+func summarise(ds []time.Duration) latencyStats {
+	if len(ds) == 0 {
+		return latencyStats{}
+	}
+	slices.Sort(ds)
+	return latencyStats{Count: len(ds), P50: ms(percentile(ds, 50)), P99: ms(percentile(ds, 99)), Max: ms(ds[len(ds)-1])}
+}
+
+// percentile is the nearest-rank percentile of sorted, for 0 < p <= 100:
+// the smallest value with at least p percent of the values at or below it.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	rank := int(math.Ceil(p / 100 * float64(len(sorted))))
+	return sorted[min(max(rank, 1), len(sorted))-1]
+}
+
+func seconds(ns int64) float64   { return max(float64(ns), 0) / 1e9 }
+func ms(d time.Duration) float64 { return float64(d) / 1e6 }
+
+func rate(n int64, secs float64) float64 {
+	if secs <= 0 {
+		return 0
+	}
+	return float64(n) / secs
+}
+
+func load(p interface{ Load() *string }) string {
+	if s := p.Load(); s != nil {
+		return *s
+	}
+	return ""
+}
+
+// report is the outcome of a run, printed as text and, with -json, JSON.
+type report struct {
+	Started    time.Time   `json:"started"`
+	Command    string      `json:"command"`
+	Flags      string      `json:"flags"`
+	Host       string      `json:"host"`
+	Mode       string      `json:"mode"`
+	Main       *phaseStats `json:"main,omitempty"`
+	Direct     *phaseStats `json:"direct,omitempty"`
+	PeakRSSKiB *int64      `json:"mtad_peak_rss_kib"` // null when not measured
+	MtadExit   string      `json:"mtad_exit,omitempty"`
+	DirectRate *float64    `json:"direct_per_second"`
+	RatioPct   *float64    `json:"ratio_percent"`
+	OK         bool        `json:"ok"`
+	Problems   []string    `json:"problems,omitempty"`
+	Warnings   []string    `json:"warnings,omitempty"`
+}
+
+// conclude fills the comparison and verdict once the phases have run.
+func (r *report) conclude() {
+	if r.Direct != nil && r.Direct.DeliverRate > 0 {
+		r.DirectRate = &r.Direct.DeliverRate
+		if r.Main != nil && r.Main != r.Direct {
+			pct := 100 * r.Main.DeliverRate / r.Direct.DeliverRate
+			r.RatioPct = &pct
+		}
+	}
+	r.judge("", r.Main)
+	if r.Direct != r.Main {
+		r.judge("direct baseline: ", r.Direct)
+	}
+	r.OK = len(r.Problems) == 0
+}
+
+// judge adds the problems and warnings of one phase.
+func (r *report) judge(prefix string, s *phaseStats) {
+	if s == nil {
+		return
+	}
+	if s.Accepted != int64(s.Planned) {
+		r.Problems = append(r.Problems, fmt.Sprintf("%sonly %d of %d messages accepted", prefix, s.Accepted, s.Planned))
+	}
+	if s.Missing > 0 {
+		r.Problems = append(r.Problems, fmt.Sprintf("%s%d of %d expected deliveries missing", prefix, s.Missing, s.Expected))
+	}
+	if s.Errors > 0 {
+		r.Problems = append(r.Problems, fmt.Sprintf("%s%d injection errors, first: %s", prefix, s.Errors, s.FirstError))
+	}
+	if s.Duplicates > 0 {
+		r.Warnings = append(r.Warnings, fmt.Sprintf("%s%d duplicate deliveries", prefix, s.Duplicates))
+	}
+	if s.Unexpected > 0 {
+		r.Warnings = append(r.Warnings, fmt.Sprintf("%s%d deliveries of recipients not accepted in this run", prefix, s.Unexpected))
+	}
+}
+
+// writeText prints the report as aligned text.
+func (r *report) writeText(w io.Writer) error {
+	var buf bytes.Buffer
+	tw := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', 0)
+	row := func(k, format string, a ...any) { fmt.Fprintf(tw, "%s\t"+format+"\n", append([]any{k}, a...)...) }
+	row("mtad bench", "%s", r.Started.Format(time.RFC3339))
+	row("command", "%s", r.Command)
+	row("flags", "%s", r.Flags)
+	row("host", "%s", r.Host)
+	row("mode", "%s", r.Mode)
+	if r.Main != nil {
+		row("", "")
+		writePhase(row, r.Main)
+	}
+	row("", "")
+	row("mtad peak RSS (VmHWM)", "%s", rssText(r.PeakRSSKiB))
+	if r.MtadExit != "" {
+		row("mtad exit", "%s", r.MtadExit)
+	}
+	row("direct injector->sink", "%s", optText(r.DirectRate, "%.1f msg/s"))
+	row("delivered/s vs direct", "%s", optText(r.RatioPct, "%.1f%%"))
+	row("result", "%s", verdict(r.OK))
+	for _, p := range r.Problems {
+		row("problem", "%s", p)
+	}
+	for _, p := range r.Warnings {
+		row("warning", "%s", p)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for line := range strings.Lines(buf.String()) {
+		if _, err := io.WriteString(w, strings.TrimRight(line, " \n")+"\n"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func writePhase(row func(k, f string, a ...any), s *phaseStats) {
+	row("messages injected", "%d of %d", s.Injected, s.Planned)
+	row("  accepted", "%d", s.Accepted)
+	row("  rejected", "%d", s.Rejected)
+	row("  errors", "%d (failed connects %d)", s.Errors, s.ConnFailures)
+	row("recipients accepted", "%d (refused %d)", s.RcptsAccepted, s.RcptsRejected)
+	row("deliveries expected", "%d", s.Expected)
+	row("  delivered", "%d (messages complete %d)", s.Delivered, s.Complete)
+	row("  missing", "%d", s.Missing)
+	row("  duplicates", "%d", s.Duplicates)
+	row("sink sessions", "%d (messages %d, recipient deliveries %d)", s.SinkSessions, s.SinkMessages, s.SinkDeliveries)
+	row("sink 451 / 550 answers", "%d / %d", s.TempFails, s.PermFails)
+	row("sink other messages", "%d (DSNs and leftovers; bench messages lacking X-Bench-Sent %d)", s.Foreign, s.Malformed)
+	row("accepted/s (injection)", "%.1f (%d in %.3f s)", s.AcceptRate, s.Accepted, s.InjectSeconds)
+	row("delivered/s end to end", "%.1f (%d messages in %.3f s)", s.DeliverRate, s.Complete, s.DeliverSeconds)
+	switch {
+	case s.Early > 0 && s.Early == s.AcceptToDelivered.Count:
+		row("accept->delivered", "n/a: every delivery came before its 250 (as it must, direct)")
+	case s.Early > 0:
+		row("accept->delivered", "%s", latencyText(s.AcceptToDelivered))
+		row("  delivered before 250", "%d (counted as 0 ms)", s.Early)
+	default:
+		row("accept->delivered", "%s", latencyText(s.AcceptToDelivered))
+	}
+	row("DATA->delivered (wall)", "%s", latencyText(s.SentToDelivered))
+	if s.FirstRejection != "" {
+		row("first rejection", "%s", s.FirstRejection)
+	}
+	if s.FirstError != "" {
+		row("first error", "%s", s.FirstError)
+	}
+}
+
+func latencyText(l latencyStats) string {
+	if l.Count == 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("p50 %.2f ms  p99 %.2f ms  max %.2f ms  (n=%d)", l.P50, l.P99, l.Max, l.Count)
+}
+
+func rssText(kib *int64) string {
+	if kib == nil {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.1f MiB", float64(*kib)/1024)
+}
+
+func optText(v *float64, format string) string {
+	if v == nil {
+		return "n/a"
+	}
+	return fmt.Sprintf(format, *v)
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "OK"
+	}
+	return "FAILED"
+}
+
+// writeJSON prints the report as one indented JSON document.
+func (r *report) writeJSON(w io.Writer) error {
+	out := *r
+	if out.Direct == out.Main {
+		out.Direct = nil // direct only: the one phase is "main"
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(&out)
+}
+
+// quoteArgs renders argv so that it can be pasted back into a shell.
+func quoteArgs(args []string) string {
+	q := make([]string, len(args))
+	for i, a := range args {
+		if a == "" || strings.ContainsAny(a, " \t\"'$\\") {
+			a = fmt.Sprintf("%q", a)
+		}
+		q[i] = a
+	}
+	return strings.Join(q, " ")
+}

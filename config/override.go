@@ -1,0 +1,43 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+
+	"github.com/mtad/mtad/expression"
+)
+
+// RelayRoute is the name of the route that SetRelay defines.
+const RelayRoute = "relay"
+
+// SetRelay sends every recipient through the smart host at addr
+// ("host:port"), as `mtad serve --relay` does: it defines the route
+// "relay" and makes the route strategy choose it. Call it before the
+// configuration is used.
+func (c *Config) SetRelay(addr string) error {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		return fmt.Errorf("--relay: bad address %q (want host:port)", addr)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 1 || port > 65535 {
+		return fmt.Errorf("--relay: bad port in %q", addr)
+	}
+	c.Queue.Route[RelayRoute] = Route{Type: RouteRelay, Address: host, Port: port, Protocol: "smtp"}
+	sel, err := expression.Compile("--relay", "'"+RelayRoute+"'", expression.Funcs{LocalDomains: c.Session.LocalDomains})
+	if err != nil {
+		return err
+	}
+	c.Queue.Strategy.Route = sel
+	return nil
+}
+
+// SetListen replaces every listener with one submission listener on addr.
+func (c *Config) SetListen(addr string) error {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return fmt.Errorf("--listen: bad address %q (want host:port)", addr)
+	}
+	c.Server.Listeners = map[string]Listener{"submission": {Bind: []string{addr}}}
+	return nil
+}

@@ -1,0 +1,88 @@
+package config
+
+// The raw structs mirror the TOML file; strings are parsed into typed values
+// by validate so that each error can name its key.
+
+type rawConfig struct {
+	Server   rawServer   `toml:"server"`
+	Session  rawSession  `toml:"session"`
+	Resolver rawResolver `toml:"resolver"`
+	Log      rawLog      `toml:"log"`
+	Queue    rawQueue    `toml:"queue"`
+}
+
+type rawServer struct {
+	Hostname        string                 `toml:"hostname"`
+	DataDir         string                 `toml:"data-dir"`
+	Listener        map[string]rawListener `toml:"listener"`
+	ShutdownTimeout string                 `toml:"shutdown-timeout"`
+}
+
+type rawListener struct {
+	Bind []string `toml:"bind"`
+}
+
+type rawSession struct {
+	TrustedNetworks []string `toml:"trusted-networks"`
+	LocalDomains    []string `toml:"local-domains"`
+	MaxMessageSize  string   `toml:"max-message-size"`
+	MaxRecipients   *int     `toml:"max-recipients"`
+	Timeout         string   `toml:"timeout"`
+}
+
+type rawResolver struct {
+	Nameservers []string `toml:"nameservers"`
+	Timeout     string   `toml:"timeout"`
+	Attempts    *int     `toml:"attempts"`
+}
+
+type rawLog struct {
+	Level    string  `toml:"level"`
+	Delivery *string `toml:"delivery"`
+}
+
+type rawQueue struct {
+	Virtual    map[string]rawVirtual    `toml:"virtual"`
+	Schedule   map[string]rawSchedule   `toml:"schedule"`
+	Route      map[string]rawRoute      `toml:"route"`
+	Connection map[string]rawConnection `toml:"connection"`
+	Strategy   rawStrategy              `toml:"strategy"`
+}
+
+type rawVirtual struct {
+	Concurrency            *int   `toml:"concurrency"`
+	DestinationConnections *int   `toml:"destination-connections"`
+	MessagesPerConnection  *int   `toml:"messages-per-connection"`
+	IdleTimeout            string `toml:"idle-timeout"`
+}
+
+type rawSchedule struct {
+	Queue       string   `toml:"queue"`
+	Retry       []string `toml:"retry"`
+	Notify      []string `toml:"notify"`
+	Expire      string   `toml:"expire"`
+	MaxAttempts *int     `toml:"max-attempts"`
+}
+
+type rawRoute struct {
+	Type          string `toml:"type"`
+	MaxMX         *int   `toml:"max-mx"`
+	MaxMultihomed *int   `toml:"max-multihomed"`
+	IPLookup      string `toml:"ip-lookup"`
+	Port          *int   `toml:"port"`
+	Address       string `toml:"address"`
+	Protocol      string `toml:"protocol"`
+	ImplicitTLS   bool   `toml:"implicit-tls"`
+}
+
+type rawConnection struct {
+	EHLOHostname string            `toml:"ehlo-hostname"`
+	SourceIPs    []string          `toml:"source-ips"`
+	Timeout      map[string]string `toml:"timeout"`
+}
+
+type rawStrategy struct {
+	Schedule   any `toml:"schedule"`
+	Route      any `toml:"route"`
+	Connection any `toml:"connection"`
+}

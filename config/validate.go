@@ -1,0 +1,421 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mtad/mtad/expression"
+)
+
+func (r *rawConfig) validate() (*Config, error) {
+	c := &Config{}
+	steps := []func(*Config) error{
+		r.Server.validate, r.Session.validate, r.Resolver.validate, r.Log.validate,
+		r.Queue.validateVirtual, r.Queue.validateSchedules, r.Queue.validateRoutes,
+		r.Queue.validateConnections, r.Queue.validateStrategy,
+	}
+	for _, step := range steps {
+		if err := step(c); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+func (r *rawServer) validate(c *Config) error {
+	c.Server.Hostname = r.Hostname
+	if c.Server.Hostname == "" {
+		h, err := os.Hostname()
+		if err != nil || h == "" {
+			h = "localhost"
+		}
+		c.Server.Hostname = h
+	}
+	c.Server.DataDir = r.DataDir
+	if c.Server.DataDir == "" {
+		c.Server.DataDir = "data"
+	}
+	var err error
+	if c.Server.ShutdownTimeout, err = durationOr("server.shutdown-timeout", r.ShutdownTimeout, 30*time.Second); err != nil {
+		return err
+	}
+	c.Server.Listeners = map[string]Listener{}
+	for name, l := range r.Listener {
+		key := "server.listener." + name + ".bind"
+		if len(l.Bind) == 0 {
+			return fmt.Errorf("%s: at least one address is needed", key)
+		}
+		for i, b := range l.Bind {
+			if _, _, err := net.SplitHostPort(b); err != nil {
+				return fmt.Errorf("%s[%d]: bad address %q (want host:port)", key, i, b)
+			}
+		}
+		c.Server.Listeners[name] = Listener{Bind: l.Bind}
+	}
+	return nil
+}
+
+func (r *rawSession) validate(c *Config) error {
+	s := &c.Session
+	nets := r.TrustedNetworks
+	if nets == nil {
+		nets = []string{"127.0.0.0/8", "::1/128"}
+	}
+	for i, n := range nets {
+		p, err := netip.ParsePrefix(n)
+		if err != nil {
+			a, aerr := netip.ParseAddr(n)
+			if aerr != nil {
+				return fmt.Errorf("session.trusted-networks[%d]: bad network %q (want CIDR like 10.0.0.0/8)", i, n)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		s.TrustedNetworks = append(s.TrustedNetworks, p.Masked())
+	}
+	for i, d := range r.LocalDomains {
+		if !validDomain(d) {
+			return fmt.Errorf("session.local-domains[%d]: bad domain %q", i, d)
+		}
+		s.LocalDomains = append(s.LocalDomains, strings.ToLower(d))
+	}
+	var err error
+	s.MaxMessageSize = 50 << 20
+	if r.MaxMessageSize != "" {
+		if s.MaxMessageSize, err = parseSize("session.max-message-size", r.MaxMessageSize); err != nil {
+			return err
+		}
+	}
+	if s.MaxRecipients, err = intOr("session.max-recipients", r.MaxRecipients, 1000, 1); err != nil {
+		return err
+	}
+	s.Timeout, err = durationOr("session.timeout", r.Timeout, 5*time.Minute)
+	return err
+}
+
+func (r *rawResolver) validate(c *Config) error {
+	for i, ns := range r.Nameservers {
+		host := ns
+		if h, _, err := net.SplitHostPort(ns); err == nil {
+			host = h
+		}
+		if _, err := netip.ParseAddr(host); err != nil {
+			return fmt.Errorf("resolver.nameservers[%d]: bad nameserver %q (want an IP or IP:port)", i, ns)
+		}
+	}
+	c.Resolver.Nameservers = r.Nameservers
+	var err error
+	if c.Resolver.Timeout, err = durationOr("resolver.timeout", r.Timeout, 5*time.Second); err != nil {
+		return err
+	}
+	c.Resolver.Attempts, err = intOr("resolver.attempts", r.Attempts, 2, 1)
+	return err
+}
+
+func (r *rawLog) validate(c *Config) error {
+	switch r.Level {
+	case "":
+		c.Log.Level = "info"
+	case "debug", "info", "warn", "error":
+		c.Log.Level = r.Level
+	default:
+		return fmt.Errorf("log.level: %q is not one of debug, info, warn, error", r.Level)
+	}
+	c.Log.Delivery = "delivery.log"
+	if r.Delivery != nil {
+		c.Log.Delivery = *r.Delivery
+	}
+	return nil
+}
+
+func (r *rawQueue) validateVirtual(c *Config) error {
+	c.Queue.Virtual = map[string]VirtualQueue{}
+	if _, ok := r.Virtual["default"]; !ok {
+		c.Queue.Virtual["default"] = VirtualQueue{Concurrency: 256, DestinationConnections: 8, MessagesPerConnection: 100, IdleTimeout: 5 * time.Second}
+	}
+	for name, v := range r.Virtual {
+		key := "queue.virtual." + name
+		var q VirtualQueue
+		var err error
+		if q.Concurrency, err = intOr(key+".concurrency", v.Concurrency, 256, 1); err != nil {
+			return err
+		}
+		if q.DestinationConnections, err = intOr(key+".destination-connections", v.DestinationConnections, 8, 1); err != nil {
+			return err
+		}
+		if q.MessagesPerConnection, err = intOr(key+".messages-per-connection", v.MessagesPerConnection, 100, 1); err != nil {
+			return err
+		}
+		if q.IdleTimeout, err = durationOr(key+".idle-timeout", v.IdleTimeout, 5*time.Second); err != nil {
+			return err
+		}
+		c.Queue.Virtual[name] = q
+	}
+	return nil
+}
+
+func (r *rawQueue) validateSchedules(c *Config) error {
+	c.Queue.Schedule = map[string]Schedule{}
+	if _, ok := r.Schedule["default"]; !ok {
+		c.Queue.Schedule["default"] = defaultSchedule()
+	}
+	for name, s := range r.Schedule {
+		sc, err := s.validate("queue.schedule."+name, c)
+		if err != nil {
+			return err
+		}
+		c.Queue.Schedule[name] = sc
+	}
+	return nil
+}
+
+func defaultSchedule() Schedule {
+	m := time.Minute
+	return Schedule{
+		Queue:  "default",
+		Retry:  []time.Duration{2 * m, 5 * m, 10 * m, 15 * m, 30 * m, 60 * m, 120 * m},
+		Notify: []time.Duration{24 * time.Hour, 72 * time.Hour},
+		Expire: 5 * 24 * time.Hour,
+	}
+}
+
+func (s *rawSchedule) validate(key string, c *Config) (Schedule, error) {
+	def := defaultSchedule()
+	out := Schedule{Queue: s.Queue}
+	if out.Queue == "" {
+		out.Queue = "default"
+	}
+	if _, ok := c.Queue.Virtual[out.Queue]; !ok {
+		return out, fmt.Errorf("%s.queue: no virtual queue %q is defined (queue.virtual.%s)", key, out.Queue, out.Queue)
+	}
+	var err error
+	out.Retry = def.Retry
+	if s.Retry != nil {
+		if len(s.Retry) == 0 {
+			return out, fmt.Errorf("%s.retry: at least one interval is needed", key)
+		}
+		if out.Retry, err = parseDurations(key+".retry", s.Retry); err != nil {
+			return out, err
+		}
+	}
+	out.Notify = def.Notify
+	if s.Notify != nil {
+		if out.Notify, err = parseDurations(key+".notify", s.Notify); err != nil {
+			return out, err
+		}
+	}
+	if s.MaxAttempts != nil && s.Expire != "" {
+		return out, fmt.Errorf("%s: set expire or max-attempts, not both", key)
+	}
+	if s.MaxAttempts != nil {
+		out.MaxAttempts, err = intOr(key+".max-attempts", s.MaxAttempts, 0, 1)
+		return out, err
+	}
+	out.Expire, err = durationOr(key+".expire", s.Expire, def.Expire)
+	return out, err
+}
+
+func (r *rawQueue) validateRoutes(c *Config) error {
+	c.Queue.Route = map[string]Route{}
+	if _, ok := r.Route["mx"]; !ok {
+		c.Queue.Route["mx"] = Route{Type: RouteMX, MaxMX: 5, MaxMultihomed: 2, IPLookup: "ipv4_then_ipv6", Port: 25}
+	}
+	for name, rt := range r.Route {
+		out, err := rt.validate("queue.route." + name)
+		if err != nil {
+			return err
+		}
+		c.Queue.Route[name] = out
+	}
+	return nil
+}
+
+func (r *rawRoute) validate(key string) (Route, error) {
+	out := Route{Type: r.Type, IPLookup: r.IPLookup, Address: r.Address, Protocol: r.Protocol, ImplicitTLS: r.ImplicitTLS}
+	var err error
+	switch r.Type {
+	case RouteMX:
+		if r.Address != "" || r.Protocol != "" || r.ImplicitTLS {
+			return out, fmt.Errorf("%s: address, protocol and implicit-tls belong to relay routes, not mx", key)
+		}
+		if out.MaxMX, err = intOr(key+".max-mx", r.MaxMX, 5, 1); err != nil {
+			return out, err
+		}
+		if out.MaxMultihomed, err = intOr(key+".max-multihomed", r.MaxMultihomed, 2, 1); err != nil {
+			return out, err
+		}
+		if out.IPLookup == "" {
+			out.IPLookup = "ipv4_then_ipv6"
+		}
+		switch out.IPLookup {
+		case "ipv4_only", "ipv6_only", "ipv4_then_ipv6", "ipv6_then_ipv4":
+		default:
+			return out, fmt.Errorf("%s.ip-lookup: %q is not one of ipv4_only, ipv6_only, ipv4_then_ipv6, ipv6_then_ipv4", key, out.IPLookup)
+		}
+		out.Port, err = portOr(key+".port", r.Port, 25)
+	case RouteRelay:
+		if r.MaxMX != nil || r.MaxMultihomed != nil || r.IPLookup != "" {
+			return out, fmt.Errorf("%s: max-mx, max-multihomed and ip-lookup belong to mx routes, not relay", key)
+		}
+		if out.Address == "" {
+			return out, fmt.Errorf("%s.address: a relay route needs the relay's host name or IP", key)
+		}
+		if out.Protocol == "" {
+			out.Protocol = "smtp"
+		}
+		if out.Protocol != "smtp" && out.Protocol != "lmtp" {
+			return out, fmt.Errorf("%s.protocol: %q is not smtp or lmtp", key, out.Protocol)
+		}
+		out.Port, err = portOr(key+".port", r.Port, 25)
+	case "":
+		return out, fmt.Errorf("%s.type: missing (mx or relay)", key)
+	case "local":
+		return out, fmt.Errorf("%s.type: local delivery is not built yet in this version (mx or relay)", key)
+	default:
+		return out, fmt.Errorf("%s.type: %q is not mx or relay", key, r.Type)
+	}
+	return out, err
+}
+
+func portOr(key string, p *int, def int) (int, error) {
+	if p == nil {
+		return def, nil
+	}
+	if *p < 1 || *p > 65535 {
+		return 0, fmt.Errorf("%s: %d is not a TCP port", key, *p)
+	}
+	return *p, nil
+}
+
+func (r *rawQueue) validateConnections(c *Config) error {
+	c.Queue.Connection = map[string]Connection{}
+	if _, ok := r.Connection["default"]; !ok {
+		c.Queue.Connection["default"] = Connection{Timeout: defaultTimeouts()}
+	}
+	for name, rc := range r.Connection {
+		out, err := rc.validate("queue.connection." + name)
+		if err != nil {
+			return err
+		}
+		c.Queue.Connection[name] = out
+	}
+	return nil
+}
+
+func defaultTimeouts() Timeouts {
+	m := time.Minute
+	return Timeouts{Connect: 5 * m, Greeting: 5 * m, EHLO: 5 * m, MailFrom: 5 * m, RcptTo: 5 * m, Data: 10 * m}
+}
+
+func (r *rawConnection) validate(key string) (Connection, error) {
+	out := Connection{EHLOHostname: r.EHLOHostname, Timeout: defaultTimeouts()}
+	for i, s := range r.SourceIPs {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return out, fmt.Errorf("%s.source-ips[%d]: bad IP address %q", key, i, s)
+		}
+		out.SourceIPs = append(out.SourceIPs, a)
+	}
+	fields := map[string]*time.Duration{
+		"connect": &out.Timeout.Connect, "greeting": &out.Timeout.Greeting, "ehlo": &out.Timeout.EHLO,
+		"mail-from": &out.Timeout.MailFrom, "rcpt-to": &out.Timeout.RcptTo, "data": &out.Timeout.Data,
+	}
+	for stage, v := range r.Timeout {
+		p, ok := fields[stage]
+		if !ok {
+			return out, fmt.Errorf("%s.timeout.%s: unknown stage (want connect, greeting, ehlo, mail-from, rcpt-to, data)", key, stage)
+		}
+		d, err := parseDuration(key+".timeout."+stage, v)
+		if err != nil {
+			return out, err
+		}
+		*p = d
+	}
+	return out, nil
+}
+
+func (r *rawQueue) validateStrategy(c *Config) error {
+	f := expression.Funcs{LocalDomains: c.Session.LocalDomains}
+	type sel struct {
+		key     string
+		raw     any
+		def     string
+		dst     **expression.Selector
+		defined func(string) bool
+		kind    string
+	}
+	sels := []sel{
+		{"queue.strategy.schedule", r.Strategy.Schedule, "'default'", &c.Queue.Strategy.Schedule, has(c.Queue.Schedule), "queue.schedule"},
+		{"queue.strategy.route", r.Strategy.Route, "'mx'", &c.Queue.Strategy.Route, has(c.Queue.Route), "queue.route"},
+		{"queue.strategy.connection", r.Strategy.Connection, "'default'", &c.Queue.Strategy.Connection, has(c.Queue.Connection), "queue.connection"},
+	}
+	for _, s := range sels {
+		raw := s.raw
+		if raw == nil {
+			raw = s.def
+		}
+		compiled, err := expression.Compile(s.key, raw, f)
+		if err != nil {
+			return err
+		}
+		if err := checkNames(compiled, s.defined, s.kind); err != nil {
+			return err
+		}
+		*s.dst = compiled
+	}
+	return nil
+}
+
+func has[T any](m map[string]T) func(string) bool {
+	return func(n string) bool { _, ok := m[n]; return ok }
+}
+
+func checkNames(s *expression.Selector, defined func(string) bool, kind string) error {
+	names := s.Names()
+	keys := make([]string, 0, len(names))
+	for n := range names {
+		keys = append(keys, n)
+	}
+	sort.Strings(keys)
+	for _, n := range keys {
+		if !defined(n) {
+			return fmt.Errorf("%s: %q names no definition (no [%s.%s])", names[n], n, kind, n)
+		}
+	}
+	return nil
+}
+
+func validDomain(d string) bool {
+	if d == "" || len(d) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(d, ".") {
+		if label == "" || len(label) > 63 || strings.HasPrefix(label, "-") || strings.HasSuffix(label, "-") {
+			return false
+		}
+		for _, r := range label {
+			if !(r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r > 127) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// SplitHostPort splits a relay address that may carry its own port.
+func SplitHostPort(addr string, defPort int) (string, int, error) {
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr, defPort, nil
+	}
+	n, err := strconv.Atoi(p)
+	if err != nil || n < 1 || n > 65535 {
+		return "", 0, fmt.Errorf("bad port in %q", addr)
+	}
+	return h, n, nil
+}

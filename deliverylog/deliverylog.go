@@ -1,0 +1,108 @@
+// Package deliverylog writes the operator's record of what happened to each
+// message: one JSON object a line per event (accepted, attempt, delivered,
+// deferred, failed). Writes go through a buffered channel to one writer
+// goroutine, so a slow disk never stalls an actor; when the buffer is full
+// the event is counted as dropped and the drop is reported, never blocked on.
+package deliverylog
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Event kinds.
+const (
+	Accepted  = "accepted"
+	Attempt   = "attempt"
+	Delivered = "delivered"
+	Deferred  = "deferred"
+	Failed    = "failed"
+)
+
+// Event is one line of the delivery log.
+type Event struct {
+	Time     time.Time `json:"time"`
+	Event    string    `json:"event"`
+	MsgID    string    `json:"msgid"`
+	Rcpt     string    `json:"rcpt,omitempty"`
+	Sender   *string   `json:"sender,omitempty"`
+	Queue    string    `json:"queue,omitempty"`
+	Domain   string    `json:"domain,omitempty"`
+	Host     string    `json:"host,omitempty"`
+	IP       string    `json:"ip,omitempty"`
+	Attempt  int       `json:"attempt,omitempty"`
+	Code     int       `json:"code,omitempty"`
+	Enhanced string    `json:"enhanced,omitempty"`
+	Reply    string    `json:"reply,omitempty"`
+	Size     int64     `json:"size,omitempty"`
+	Rcpts    int       `json:"rcpts,omitempty"`
+	NextTry  time.Time `json:"next_attempt,omitzero"`
+}
+
+// Log is the delivery log. A nil *Log discards events.
+type Log struct {
+	ch      chan Event
+	done    chan struct{}
+	dropped atomic.Int64
+	once    sync.Once
+	logger  *slog.Logger
+}
+
+// New starts a log writing to w with a buffer of n events.
+func New(w io.Writer, n int, logger *slog.Logger) *Log {
+	l := &Log{ch: make(chan Event, n), done: make(chan struct{}), logger: logger}
+	go l.run(w)
+	return l
+}
+
+// Write records e without blocking; it stamps the time when e has none.
+func (l *Log) Write(e Event) {
+	if l == nil {
+		return
+	}
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	select {
+	case l.ch <- e:
+	default:
+		if l.dropped.Add(1) == 1 {
+			l.logger.Warn("delivery log buffer full: dropping events")
+		}
+	}
+}
+
+// Dropped reports how many events were dropped because the buffer was full.
+func (l *Log) Dropped() int64 { return l.dropped.Load() }
+
+// Close writes what is buffered and stops the writer. Write must not be
+// called after Close.
+func (l *Log) Close() {
+	if l == nil {
+		return
+	}
+	l.once.Do(func() { close(l.ch) })
+	<-l.done
+}
+
+func (l *Log) run(w io.Writer) {
+	defer close(l.done)
+	bw := bufio.NewWriterSize(w, 64<<10)
+	enc := json.NewEncoder(bw)
+	for e := range l.ch {
+		if err := enc.Encode(e); err != nil {
+			l.logger.Error("delivery log write failed", "err", err)
+		}
+		if len(l.ch) == 0 {
+			if err := bw.Flush(); err != nil {
+				l.logger.Error("delivery log flush failed", "err", err)
+			}
+		}
+	}
+	_ = bw.Flush()
+}

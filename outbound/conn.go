@@ -1,0 +1,260 @@
+package outbound
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"io"
+	"maps"
+	"net"
+	"net/netip"
+	"net/textproto"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-smtp"
+)
+
+const (
+	maxGreeting  = 64 << 10         // bytes read at most for the greeting
+	quitTimeout  = 10 * time.Second // QUIT on Close, at most
+	abortTimeout = time.Second      // QUIT after a failed open, best effort
+)
+
+// Conn is one open session. It is not safe for concurrent use: one
+// goroutine (the connection actor's worker) calls its methods in turn.
+type Conn struct {
+	target Target
+	opts   Options
+	tcp    net.Conn   // deadlines, and the hard close when ctx is done
+	nc     net.Conn   // the TCP connection, or TLS over it
+	sc     *stageConn // what go-smtp reads and writes
+	client *smtp.Client
+	local  netip.AddrPort
+	ext    map[string]string
+	dead   *Error // why the connection cannot be used; nil while alive
+}
+
+func newConn(tcp net.Conn, t Target, o Options) *Conn {
+	c := &Conn{target: t, opts: o, tcp: tcp, nc: tcp}
+	if a, ok := tcp.LocalAddr().(*net.TCPAddr); ok {
+		ap := a.AddrPort()
+		c.local = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	return c
+}
+
+// Target returns the target this session is connected to.
+func (c *Conn) Target() Target { return c.target }
+
+// LocalAddr returns the local end of the connection.
+func (c *Conn) LocalAddr() netip.AddrPort { return c.local }
+
+// Extensions returns the EHLO keywords, upper-cased, with their parameters
+// ("SIZE" -> "10240000"). It is empty after a HELO fallback.
+func (c *Conn) Extensions() map[string]string { return maps.Clone(c.ext) }
+
+// Alive reports whether Deliver may still be called.
+func (c *Conn) Alive() bool { return c.dead == nil }
+
+// Close says QUIT, waiting a short time for the reply, and closes the
+// connection. It is idempotent; after it Alive is false.
+func (c *Conn) Close() error {
+	if c.dead != nil {
+		return nil
+	}
+	d := min(quitTimeout, c.opts.Timeouts.MailFrom)
+	e := c.step(context.Background(), StageQuit, d, c.client.Quit)
+	c.kill(&Error{Temporary: true, Stage: StageQuit, Class: ClassConnection,
+		Target: c.target.String(), Message: "connection closed", Err: ErrClosed})
+	if e != nil {
+		return e
+	}
+	return nil
+}
+
+// open takes a fresh connection up to a successful EHLO.
+func (c *Conn) open(ctx context.Context) *Error {
+	if c.opts.ImplicitTLS {
+		if e := c.startTLS(ctx); e != nil {
+			return e
+		}
+	}
+	if e := c.step(ctx, StageGreeting, c.opts.Timeouts.Greeting, c.readGreeting); e != nil {
+		return e
+	}
+	c.client = smtp.NewClient(c.sc)
+	if c.opts.LMTP {
+		c.client = smtp.NewClientLMTP(c.sc)
+	}
+	return c.hello(ctx)
+}
+
+func (c *Conn) startTLS(ctx context.Context) *Error {
+	cfg := c.opts.TLSConfig.Clone()
+	if cfg == nil {
+		cfg = &tls.Config{}
+	}
+	if cfg.ServerName == "" {
+		cfg.ServerName = c.target.Host
+	}
+	tc := tls.Client(c.tcp, cfg)
+	c.nc = tc
+	e := c.step(ctx, StageConnect, c.opts.Timeouts.Connect, func() error {
+		return tc.HandshakeContext(ctx)
+	})
+	if e != nil && e.Class == ClassConnection {
+		e.Class = ClassTLS
+	}
+	return e
+}
+
+// readGreeting reads the greeting itself, so that it has its own deadline,
+// then hands the bytes it read to go-smtp, which reads them again.
+func (c *Conn) readGreeting() error {
+	var seen bytes.Buffer
+	r := io.TeeReader(io.LimitReader(c.nc, maxGreeting), &seen)
+	_, _, err := textproto.NewReader(bufio.NewReader(r)).ReadResponse(220)
+	c.sc = &stageConn{Conn: c.nc, r: io.MultiReader(&seen, c.nc)}
+	return err
+}
+
+// hello sends EHLO (LHLO) and records the keywords. go-smtp falls back to
+// HELO when the server answers EHLO with 500 or 502 (RFC 5321 section
+// 3.2); it does not for LMTP's LHLO.
+func (c *Conn) hello(ctx context.Context) *Error {
+	var reply bytes.Buffer
+	c.sc.capture = &reply
+	defer func() { c.sc.capture = nil }()
+	e := c.step(ctx, StageEHLO, c.opts.Timeouts.EHLO, func() error {
+		return c.client.Hello(c.opts.Hostname)
+	})
+	if e == nil {
+		c.ext = parseEHLO(reply.Bytes())
+	}
+	return e
+}
+
+// reset ends a failed transaction with RSET. go-smtp's Reset also forgets
+// the EHLO, so the session says EHLO again at once and stays ready for
+// Deliver and Close. Any failure here closes the connection.
+func (c *Conn) reset(ctx context.Context) *Error {
+	e := c.step(ctx, StageRset, c.opts.Timeouts.MailFrom, c.client.Reset)
+	if e == nil {
+		e = c.hello(ctx)
+	}
+	if e != nil {
+		return c.kill(e)
+	}
+	return nil
+}
+
+// step runs one protocol step under its own deadline. A failure that
+// leaves the connection unusable closes it.
+func (c *Conn) step(ctx context.Context, stage string, d time.Duration, f func() error) *Error {
+	err := c.tcp.SetDeadline(time.Now().Add(d))
+	if err == nil {
+		err = f()
+	}
+	if err == nil {
+		return nil
+	}
+	e := classify(ctx, stage, d, err)
+	e.Target = c.target.String()
+	if e.fatal() {
+		c.kill(e)
+	}
+	return e
+}
+
+// kill closes the connection for good; the first reason given stays.
+func (c *Conn) kill(e *Error) *Error {
+	if c.dead == nil {
+		c.dead = e
+	}
+	c.tcp.Close()
+	return e
+}
+
+// watch closes the TCP connection when ctx is done, which fails the step in
+// progress. The returned stop ends the watch; if ctx closed the connection
+// after the last step succeeded, stop marks it dead and says so.
+func (c *Conn) watch(ctx context.Context, stage string) (stop func() *Error) {
+	after := context.AfterFunc(ctx, func() { c.tcp.Close() })
+	return func() *Error {
+		if after() || c.dead != nil {
+			return nil
+		}
+		e := failure(ctx, stage, 0, net.ErrClosed)
+		e.Target = c.target.String()
+		return c.kill(e)
+	}
+}
+
+// abort ends a session that failed to open: QUIT, best effort and without
+// waiting (RFC 5321 section 3.1 asks for it even after a 554 greeting).
+func (c *Conn) abort() {
+	if c.dead == nil {
+		c.tcp.SetDeadline(time.Now().Add(abortTimeout))
+		io.WriteString(c.nc, "QUIT\r\n")
+	}
+	c.tcp.Close()
+}
+
+// has reports whether the server advertised an EHLO keyword.
+func (c *Conn) has(keyword string) bool {
+	_, ok := c.ext[keyword]
+	return ok
+}
+
+// maxSize is the server's SIZE limit (RFC 1870), if it gave one.
+func (c *Conn) maxSize() (int64, bool) {
+	n, err := strconv.ParseInt(c.ext["SIZE"], 10, 64)
+	return n, err == nil && n > 0
+}
+
+// parseEHLO reads the keywords out of a 250 reply to EHLO.
+func parseEHLO(b []byte) map[string]string {
+	ext := map[string]string{}
+	_, msg, err := textproto.NewReader(bufio.NewReader(bytes.NewReader(b))).ReadResponse(250)
+	if err != nil {
+		return ext
+	}
+	lines := strings.Split(msg, "\n")
+	for _, line := range lines[1:] {
+		kw, params, _ := strings.Cut(line, " ")
+		ext[strings.ToUpper(kw)] = params
+	}
+	return ext
+}
+
+// stageConn is the net.Conn that go-smtp's client uses. It ignores the
+// client's own deadlines (Conn sets one per stage on the TCP connection),
+// replays the greeting Conn read, and on request keeps a copy of what is
+// read after the last write: the reply to the last command.
+type stageConn struct {
+	net.Conn
+	r       io.Reader
+	capture *bytes.Buffer
+}
+
+func (s *stageConn) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if s.capture != nil {
+		s.capture.Write(p[:n])
+	}
+	return n, err
+}
+
+func (s *stageConn) Write(p []byte) (int, error) {
+	if s.capture != nil {
+		s.capture.Reset()
+	}
+	return s.Conn.Write(p)
+}
+
+func (s *stageConn) SetDeadline(time.Time) error      { return nil }
+func (s *stageConn) SetReadDeadline(time.Time) error  { return nil }
+func (s *stageConn) SetWriteDeadline(time.Time) error { return nil }

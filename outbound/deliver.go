@@ -1,0 +1,405 @@
+package outbound
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/mtad/mtad/messages"
+)
+
+// Rcpt is one recipient of a transaction.
+type Rcpt struct {
+	Addr   string
+	Notify messages.Notify
+	ORcpt  string // "addr-type;address" (xtext decoded), as in messages.Recipient
+}
+
+// Tx is one transaction: an envelope and a body.
+type Tx struct {
+	From  string // reverse-path without brackets; "" is the null reverse-path
+	Rcpts []Rcpt
+
+	// Body is the message as stored. Lines may end in CRLF or bare LF;
+	// both are sent as CRLF, dot-stuffed. Size is its size for SIZE= (RFC
+	// 1870); 0 means len(Body).
+	Body []byte
+	Size int64
+
+	BodyType messages.BodyType
+	SMTPUTF8 bool // also implied by a non-ASCII address
+	Ret      messages.Ret
+	EnvID    string
+}
+
+// Deliver runs one transaction and returns one reply per recipient, in
+// tx.Rcpts order:
+//
+//   - a reply to MAIL that rejects applies to every recipient;
+//   - a reply to RCPT that rejects is that recipient's; when none was
+//     accepted no DATA is sent;
+//   - the reply after DATA applies to every accepted recipient; with LMTP
+//     each accepted recipient gets its own (RFC 2033 section 4.2);
+//   - a transaction the server cannot take as it stands is refused here,
+//     before anything is sent: over its SIZE (552 5.3.4), an 8-bit or
+//     binary body without 8BITMIME or BDAT (554 5.6.3), SMTPUTF8 needed
+//     but not offered (553 5.6.7).
+//
+// A failed transaction is followed by RSET, so the next one starts clean.
+// Deliver returns a non-nil *Error only when the connection is dead: it
+// broke, timed out, got a 421, ctx ended, or it was dead already. Every
+// recipient without a definite reply then gets the error's temporary reply.
+func (c *Conn) Deliver(ctx context.Context, tx Tx) ([]messages.Reply, error) {
+	t := &txn{c: c, ctx: ctx, tx: tx,
+		replies: make([]messages.Reply, len(tx.Rcpts)), done: make([]bool, len(tx.Rcpts))}
+	if e := t.deliver(); e != nil {
+		t.fill(e.Reply())
+		return t.replies, e
+	}
+	t.fill(messages.Reply{Text: "no reply for this recipient", Class: ClassProtocol})
+	return t.replies, nil
+}
+
+// txn is the state of one Deliver call.
+type txn struct {
+	c        *Conn
+	ctx      context.Context
+	tx       Tx
+	replies  []messages.Reply
+	done     []bool // replies[i] is definite
+	accepted []int  // indexes of the recipients accepted at RCPT
+}
+
+func (t *txn) deliver() *Error {
+	if t.c.dead != nil {
+		return &Error{Temporary: true, Stage: StageMail, Class: ClassConnection,
+			Target: t.c.target.String(), Message: "connection closed", Err: ErrClosed}
+	}
+	if len(t.tx.Rcpts) == 0 {
+		return nil
+	}
+	if r, refused := t.c.refuse(t.tx); refused {
+		t.fill(r)
+		return nil
+	}
+	stop := t.c.watch(t.ctx, StageData)
+	e := t.run()
+	if s := stop(); e == nil {
+		e = s
+	}
+	return e
+}
+
+// run sends the transaction, then RSET if it failed. It returns an *Error
+// only when the connection died.
+func (t *txn) run() *Error {
+	ok, e := t.send()
+	if e != nil && e.fatal() {
+		return e
+	}
+	if !ok {
+		return t.c.reset(t.ctx)
+	}
+	return nil
+}
+
+// send runs MAIL, RCPT and DATA. ok reports a transaction that ended with a
+// 2xx final reply (for every recipient, with LMTP).
+func (t *txn) send() (ok bool, e *Error) {
+	if e := t.mail(); e != nil {
+		return false, e
+	}
+	if e := t.rcpts(); e != nil {
+		return false, e
+	}
+	if len(t.accepted) == 0 {
+		return false, nil
+	}
+	if t.c.opts.LMTP {
+		return t.dataLMTP()
+	}
+	return t.data()
+}
+
+func (t *txn) mail() *Error {
+	c := t.c
+	e := c.step(t.ctx, StageMail, c.opts.Timeouts.MailFrom, func() error {
+		return c.client.Mail(t.tx.From, c.mailOptions(t.tx))
+	})
+	if e != nil {
+		t.fill(e.Reply())
+	}
+	return e
+}
+
+// rcpts sends RCPT for each recipient, stopping only if the connection dies.
+func (t *txn) rcpts() *Error {
+	c := t.c
+	for i, r := range t.tx.Rcpts {
+		if badAddr(r.Addr) {
+			t.set(i, refusal(553, "5.1.3", ClassAddress, "recipient address cannot be sent"))
+			continue
+		}
+		e := c.step(t.ctx, StageRcpt, c.opts.Timeouts.RcptTo, func() error {
+			return c.client.Rcpt(r.Addr, c.rcptOptions(r))
+		})
+		if e == nil {
+			t.accepted = append(t.accepted, i)
+			continue
+		}
+		t.set(i, e.Reply())
+		if e.fatal() {
+			return e
+		}
+	}
+	return nil
+}
+
+// data sends DATA and the body; the final reply applies to every accepted
+// recipient.
+func (t *txn) data() (bool, *Error) {
+	var text string
+	e := t.c.step(t.ctx, StageData, t.c.opts.Timeouts.Data, func() error {
+		w, err := t.openData()
+		if err != nil {
+			return err
+		}
+		resp, err := w.CloseWithResponse()
+		if err == nil {
+			text = resp.StatusText
+		}
+		return err
+	})
+	r := parseReply(250, text, "")
+	if e != nil {
+		r = e.Reply()
+	}
+	for _, i := range t.accepted {
+		t.set(i, r)
+	}
+	return e == nil, e
+}
+
+// dataLMTP sends DATA and the body and reads one reply per accepted
+// recipient. A 421 among them closes the connection.
+func (t *txn) dataLMTP() (bool, *Error) {
+	var resp map[string]*smtp.DataResponse
+	var rejected smtp.LMTPDataError
+	e := t.c.step(t.ctx, StageData, t.c.opts.Timeouts.Data, func() error {
+		w, err := t.openData()
+		if err != nil {
+			return err
+		}
+		resp, err = w.CloseWithLMTPResponse()
+		rejected, err = splitLMTP(err)
+		return err
+	})
+	ok := e == nil
+	for _, i := range t.accepted {
+		addr := t.tx.Rcpts[i].Addr
+		switch {
+		case resp[addr] != nil:
+			t.set(i, parseReply(250, resp[addr].StatusText, ""))
+		case rejected[addr] != nil:
+			ok = false
+			if e421 := t.lmtpReject(i, rejected[addr]); e421 != nil && e == nil {
+				e = e421
+			}
+		case e != nil:
+			t.set(i, e.Reply())
+		}
+	}
+	return ok, e
+}
+
+// lmtpReject records one recipient's rejection after DATA; a 421 closes
+// the connection and is returned.
+func (t *txn) lmtpReject(i int, se *smtp.SMTPError) *Error {
+	t.set(i, smtpReply(se, StageData))
+	if se.Code != 421 {
+		return nil
+	}
+	e := replyError(StageData, smtpReply(se, StageData), se)
+	e.Target = t.c.target.String()
+	return t.c.kill(e)
+}
+
+// openData sends DATA and the body; the caller closes the writer, which
+// sends the final dot, and reads the reply.
+func (t *txn) openData() (*smtp.DataCommand, error) {
+	w, err := t.c.client.Data()
+	if err != nil {
+		return nil, err
+	}
+	// go-smtp's writer (net/textproto's DotWriter) turns a bare LF into
+	// CRLF and stuffs a leading dot, so no line of the body can end DATA.
+	if _, err := w.Write(t.tx.Body); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// splitLMTP separates the per-recipient rejections from a failure of the
+// connection in what CloseWithLMTPResponse returned.
+func splitLMTP(err error) (smtp.LMTPDataError, error) {
+	if l, ok := err.(smtp.LMTPDataError); ok {
+		return l, nil
+	}
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return nil, err
+	}
+	var l smtp.LMTPDataError
+	var rest []error
+	for _, e := range j.Unwrap() {
+		if x, ok := e.(smtp.LMTPDataError); ok {
+			l = x
+		} else {
+			rest = append(rest, e)
+		}
+	}
+	return l, errors.Join(rest...)
+}
+
+func (t *txn) set(i int, r messages.Reply) {
+	t.replies[i], t.done[i] = r, true
+}
+
+// fill gives r to every recipient without a definite reply.
+func (t *txn) fill(r messages.Reply) {
+	for i := range t.replies {
+		if !t.done[i] {
+			t.set(i, r)
+		}
+	}
+}
+
+// refuse checks tx against the server's extensions before anything is
+// sent; refused means every recipient gets r.
+func (c *Conn) refuse(tx Tx) (r messages.Reply, refused bool) {
+	if limit, ok := c.maxSize(); ok && tx.size() > limit {
+		return refusal(552, "5.3.4", ClassSize, fmt.Sprintf(
+			"message size %d exceeds the limit of %d of %s", tx.size(), limit, c.target)), true
+	}
+	switch {
+	case tx.BodyType == messages.BodyBinaryMIME:
+		return refusal(554, "5.6.3", ClassUnsupported, "binary body needs BDAT, not supported here"), true
+	case tx.BodyType == messages.Body8BitMIME && !c.has("8BITMIME"):
+		return refusal(554, "5.6.3", ClassUnsupported, c.target.String()+" does not offer 8BITMIME"), true
+	case needsUTF8(tx) && !c.has("SMTPUTF8"):
+		return refusal(553, "5.6.7", ClassUnsupported, c.target.String()+" does not offer SMTPUTF8"), true
+	case badAddr(tx.From):
+		return refusal(553, "5.1.7", ClassAddress, "sender address cannot be sent"), true
+	}
+	return messages.Reply{}, false
+}
+
+func refusal(code int, enhanced, class, text string) messages.Reply {
+	return messages.Reply{Code: code, Enhanced: enhanced, Text: text, Class: class}
+}
+
+// mailOptions are the MAIL parameters. go-smtp itself adds SIZE= only when
+// SIZE is offered, BODY=8BITMIME whenever 8BITMIME is offered (RFC 6152
+// allows it for a 7-bit body too), and RET=/ENVID= only with DSN.
+func (c *Conn) mailOptions(tx Tx) *smtp.MailOptions {
+	o := &smtp.MailOptions{Body: smtp.BodyType(tx.BodyType), Size: tx.size(), UTF8: needsUTF8(tx)}
+	if !c.has("DSN") {
+		return o
+	}
+	if tx.Ret == messages.RetFull || tx.Ret == messages.RetHdrs {
+		o.Return = smtp.DSNReturn(tx.Ret)
+	}
+	if printableASCII(tx.EnvID) {
+		o.EnvelopeID = tx.EnvID
+	}
+	return o
+}
+
+// rcptOptions are the RCPT parameters: NOTIFY= and ORCPT= (RFC 3461
+// section 4), only when DSN is offered.
+func (c *Conn) rcptOptions(r Rcpt) *smtp.RcptOptions {
+	if !c.has("DSN") {
+		return nil
+	}
+	o := &smtp.RcptOptions{Notify: notifyList(r.Notify)}
+	o.OriginalRecipientType, o.OriginalRecipient = orcpt(r.ORcpt)
+	return o
+}
+
+func notifyList(n messages.Notify) []smtp.DSNNotify {
+	if n&messages.NotifyNever != 0 {
+		return []smtp.DSNNotify{smtp.DSNNotifyNever}
+	}
+	var l []smtp.DSNNotify
+	for _, b := range []struct {
+		bit messages.Notify
+		v   smtp.DSNNotify
+	}{
+		{messages.NotifySuccess, smtp.DSNNotifySuccess},
+		{messages.NotifyFailure, smtp.DSNNotifyFailure},
+		{messages.NotifyDelay, smtp.DSNNotifyDelayed},
+	} {
+		if n&b.bit != 0 {
+			l = append(l, b.v)
+		}
+	}
+	return l
+}
+
+// orcpt splits "type;address". An rfc822 address that is not printable
+// ASCII goes as utf-8 (RFC 6533 section 3); an unknown type is left out.
+func orcpt(s string) (smtp.DSNAddressType, string) {
+	typ, addr, ok := strings.Cut(s, ";")
+	switch {
+	case !ok || addr == "":
+		return "", ""
+	case strings.EqualFold(typ, "rfc822") && printableASCII(addr):
+		return smtp.DSNAddressTypeRFC822, addr
+	case strings.EqualFold(typ, "rfc822"), strings.EqualFold(typ, "utf-8"):
+		return smtp.DSNAddressTypeUTF8, addr
+	}
+	return "", ""
+}
+
+func (tx Tx) size() int64 {
+	if tx.Size > 0 {
+		return tx.Size
+	}
+	return int64(len(tx.Body))
+}
+
+func needsUTF8(tx Tx) bool {
+	if tx.SMTPUTF8 || !ascii(tx.From) {
+		return true
+	}
+	for _, r := range tx.Rcpts {
+		if !ascii(r.Addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// badAddr reports an address that would break the command line.
+func badAddr(s string) bool { return strings.ContainsAny(s, "\r\n\x00") }
+
+func ascii(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < ' ' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,27 @@
+// Package outbound speaks one outbound SMTP (RFC 5321) or LMTP (RFC 2033)
+// session: Dial connects to the first target that greets it and accepts
+// EHLO, then Deliver runs one transaction after another on that connection,
+// and Close says QUIT.
+//
+// The contract:
+//
+//   - Deliver returns exactly one messages.Reply per recipient, in order. A
+//     2xx reply means the server took the message for that recipient; a 5xx
+//     reply is permanent; anything else, including Code 0, is temporary.
+//   - Every failure is an *Error (errors.As): temporary or permanent, with
+//     the server's code and enhanced status when there was a reply, the
+//     stage it happened at and a class for strategies. Dial's error is
+//     permanent only when every target rejected it with a 5xx greeting or
+//     EHLO.
+//   - Deliver returns an error only when the connection is dead (broken,
+//     timed out, 421, or ctx done); the Conn is then closed, Alive is false
+//     and every later Deliver fails at once with ErrClosed.
+//   - Each network step has its own deadline from Timeouts, and a done ctx
+//     closes the connection, so no call blocks past its deadline or its ctx.
+//   - A Conn belongs to one goroutine at a time; calls may block.
+//
+// Not done yet: PIPELINING (go-smtp's client sends one command at a time),
+// CHUNKING/BDAT (a BINARYMIME body is refused), STARTTLS, and 8-bit or
+// SMTPUTF8 downgrades (such transactions are refused when the server lacks
+// the extension).
+package outbound

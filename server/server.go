@@ -1,0 +1,191 @@
+// Package server assembles one mtad node from its configuration: the
+// journal, the resolver, the delivery log, the actor engine (recovered from
+// the journal) and the submission listeners. cmd/mtad and the end-to-end
+// tests build the same graph through it.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/mtad/mtad/actors"
+	"github.com/mtad/mtad/config"
+	"github.com/mtad/mtad/deliverylog"
+	"github.com/mtad/mtad/messages"
+	"github.com/mtad/mtad/persistence"
+	"github.com/mtad/mtad/resolver"
+	"github.com/mtad/mtad/submission"
+)
+
+// Server is a running node.
+type Server struct {
+	cfg       *config.Config
+	log       *slog.Logger
+	journal   *persistence.Journal
+	engine    *actors.Engine
+	delivery  *deliverylog.Log
+	logFile   io.Closer
+	smtp      *submission.Server
+	listeners []net.Listener
+	serving   sync.WaitGroup
+}
+
+// Start opens the journal, recovers queued mail and starts listening. On
+// error, everything it opened is closed again.
+func Start(cfg *config.Config, log *slog.Logger) (s *Server, err error) {
+	s = &Server{cfg: cfg, log: log}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+	if err := os.MkdirAll(cfg.Server.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	if s.journal, err = persistence.Open(filepath.Join(cfg.Server.DataDir, "journal"), persistence.Options{Logger: log}); err != nil {
+		return nil, err
+	}
+	res, err := resolver.New(resolver.Config{Nameservers: cfg.Resolver.Nameservers, Timeout: cfg.Resolver.Timeout, Attempts: cfg.Resolver.Attempts})
+	if err != nil {
+		return nil, fmt.Errorf("resolver: %w", err)
+	}
+	if err := s.openDeliveryLog(); err != nil {
+		return nil, err
+	}
+	s.engine, err = actors.Start(actors.Deps{Config: cfg, Journal: s.journal, Resolver: res, Delivery: s.delivery, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	n, err := s.engine.Recover()
+	if err != nil {
+		return nil, fmt.Errorf("recovery: %w", err)
+	}
+	log.Info("journal recovered", "messages", n)
+	return s, s.listen()
+}
+
+func (s *Server) openDeliveryLog() error {
+	path := s.cfg.Log.Delivery
+	var w io.Writer
+	switch path {
+	case "":
+		return nil
+	case "-":
+		w = os.Stdout
+	default:
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(s.cfg.Server.DataDir, path)
+		}
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o640)
+		if err != nil {
+			return fmt.Errorf("delivery log: %w", err)
+		}
+		w, s.logFile = f, f
+	}
+	s.delivery = deliverylog.New(w, 1<<16, s.log)
+	return nil
+}
+
+func (s *Server) listen() error {
+	sc := s.cfg.Session
+	s.smtp = submission.New(submission.Config{
+		Hostname: s.cfg.Server.Hostname, MaxMessageSize: sc.MaxMessageSize, MaxRecipients: sc.MaxRecipients,
+		TrustedNetworks: sc.TrustedNetworks, LocalDomains: sc.LocalDomains,
+		ReadTimeout: sc.Timeout, WriteTimeout: sc.Timeout,
+	}, &acceptor{s}, s.log)
+	for name, l := range s.cfg.Server.Listeners {
+		for _, addr := range l.Bind {
+			ln, err := net.Listen("tcp", addr)
+			if err != nil {
+				return fmt.Errorf("listener %s: %w", name, err)
+			}
+			s.listeners = append(s.listeners, ln)
+			s.log.Info("listening", "listener", name, "addr", ln.Addr().String())
+		}
+	}
+	for _, ln := range s.listeners {
+		s.serving.Add(1)
+		go func() {
+			defer s.serving.Done()
+			if err := s.smtp.Serve(ln); err != nil && !errors.Is(err, net.ErrClosed) {
+				s.log.Error("listener stopped", "addr", ln.Addr().String(), "err", err)
+			}
+		}()
+	}
+	return nil
+}
+
+// Addrs returns the addresses the listeners are bound to.
+func (s *Server) Addrs() []net.Addr {
+	out := make([]net.Addr, 0, len(s.listeners))
+	for _, l := range s.listeners {
+		out = append(out, l.Addr())
+	}
+	return out
+}
+
+// Shutdown stops accepting, lets transactions and deliveries in progress
+// finish until ctx ends, and closes the journal. What is cut short is
+// retried after the next start.
+func (s *Server) Shutdown(ctx context.Context) error {
+	var errs []error
+	if s.smtp != nil {
+		if err := s.smtp.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("submission: %w", err))
+		}
+		s.serving.Wait()
+	}
+	if s.engine != nil {
+		if err := s.engine.Stop(ctx); err != nil {
+			errs = append(errs, err)
+		}
+		s.engine = nil
+	}
+	if err := s.close(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// close releases what Start opened; the engine must be stopped already.
+func (s *Server) close() error {
+	var errs []error
+	for _, l := range s.listeners {
+		_ = l.Close()
+	}
+	if s.engine != nil {
+		_ = s.engine.Stop(context.Background())
+	}
+	s.delivery.Close()
+	if s.logFile != nil {
+		errs = append(errs, s.logFile.Close())
+	}
+	if s.journal != nil {
+		errs = append(errs, s.journal.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// acceptor journals submitted messages and hands them to the engine.
+type acceptor struct{ s *Server }
+
+func (a *acceptor) NextID() messages.MsgID { return a.s.journal.NextID() }
+
+// Accept returns when the message is durable; the engine owns env after.
+func (a *acceptor) Accept(env *messages.Envelope, body []byte) error {
+	if err := a.s.journal.Accept(env, body); err != nil {
+		return err
+	}
+	from := env.From
+	a.s.delivery.Write(deliverylog.Event{Event: deliverylog.Accepted, MsgID: env.ID.String(), Sender: &from,
+		Size: env.Size, Rcpts: len(env.Rcpts), IP: env.ReceivedFromIP})
+	a.s.engine.Enqueue(env)
+	return nil
+}

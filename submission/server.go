@@ -1,0 +1,293 @@
+package submission
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/mtad/mtad/messages"
+)
+
+// Config is what the listener needs. It is copied by New and never changed
+// afterwards; zero values get the defaults noted.
+type Config struct {
+	Hostname        string         // greeting and Received header; default "localhost"
+	MaxMessageSize  int64          // advertised SIZE, enforced while reading DATA; default 50 MiB
+	MaxRecipients   int            // per message; default 1000
+	TrustedNetworks []netip.Prefix // clients here may relay
+	LocalDomains    []string       // recipients here are accepted from anyone (lower-case compare)
+	// ReadTimeout bounds each command line and each read of a message
+	// body (an idle timeout, so a large message on a slow link is not cut
+	// off); WriteTimeout bounds each reply. Default 5m each.
+	ReadTimeout, WriteTimeout time.Duration
+	MaxLineLength             int // longest command or message line; default 4096
+}
+
+// Defaults for the zero values of Config.
+const (
+	DefaultHostname       = "localhost"
+	DefaultMaxMessageSize = 50 << 20
+	DefaultMaxRecipients  = 1000
+	DefaultTimeout        = 5 * time.Minute
+	DefaultMaxLineLength  = 4096
+)
+
+func (c Config) withDefaults() Config {
+	if c.Hostname == "" {
+		c.Hostname = DefaultHostname
+	}
+	if c.MaxMessageSize <= 0 {
+		c.MaxMessageSize = DefaultMaxMessageSize
+	}
+	if c.MaxRecipients <= 0 {
+		c.MaxRecipients = DefaultMaxRecipients
+	}
+	if c.ReadTimeout <= 0 {
+		c.ReadTimeout = DefaultTimeout
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = DefaultTimeout
+	}
+	if c.MaxLineLength <= 0 {
+		c.MaxLineLength = DefaultMaxLineLength
+	}
+	return c
+}
+
+// Acceptor journals a message. Accept must return only when the message is
+// durable (synced). It may be called concurrently. An error that is (by
+// errors.As) an *smtp.SMTPError is sent to the client as it is; any other
+// error is answered 451 4.3.0. env and body are handed over: the Server
+// does not read or change them once Accept is called.
+type Acceptor interface {
+	NextID() messages.MsgID
+	Accept(env *messages.Envelope, body []byte) error
+}
+
+// Server is the submission listener. Create it with New.
+type Server struct {
+	cfg   Config
+	acc   Acceptor
+	log   *slog.Logger
+	gs    *smtp.Server
+	local map[string]bool // Config.LocalDomains, lower-cased
+
+	errShutdown *smtp.SMTPError // 421 4.3.2 naming Hostname
+
+	draining atomic.Bool    // set once, by Shutdown, under mu
+	serving  sync.WaitGroup // one count per running Serve
+
+	mu        sync.Mutex // guards listeners and conns
+	listeners []*listener
+	conns     map[*trackedConn]struct{}
+}
+
+// New builds a Server; it serves nothing until Serve. A nil log discards.
+func New(cfg Config, acc Acceptor, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	cfg = cfg.withDefaults()
+	s := &Server{
+		cfg:   cfg,
+		acc:   acc,
+		log:   log,
+		local: lowerSet(cfg.LocalDomains),
+		conns: make(map[*trackedConn]struct{}),
+	}
+	s.errShutdown = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2},
+		Message: cfg.Hostname + " Service shutting down, closing transmission channel"}
+	s.gs = newSMTPServer(cfg, backend{s}, log)
+	return s
+}
+
+func newSMTPServer(cfg Config, be smtp.Backend, log *slog.Logger) *smtp.Server {
+	gs := smtp.NewServer(be)
+	gs.Domain = cfg.Hostname
+	gs.MaxMessageBytes = cfg.MaxMessageSize
+	gs.MaxRecipients = cfg.MaxRecipients
+	gs.MaxLineLength = cfg.MaxLineLength
+	gs.ReadTimeout = cfg.ReadTimeout
+	gs.WriteTimeout = cfg.WriteTimeout
+	gs.EnableSMTPUTF8 = true
+	gs.EnableDSN = true
+	gs.ErrorLog = errorLog{log}
+	return gs
+}
+
+func lowerSet(domains []string) map[string]bool {
+	m := make(map[string]bool, len(domains))
+	for _, d := range domains {
+		m[strings.ToLower(d)] = true
+	}
+	return m
+}
+
+// Serve accepts connections on l until Shutdown, and returns nil then.
+// Many listeners may be served concurrently. After Shutdown it closes l at
+// once and returns smtp.ErrServerClosed.
+func (s *Server) Serve(l net.Listener) error {
+	tl := s.addListener(l)
+	if tl == nil {
+		l.Close()
+		return smtp.ErrServerClosed
+	}
+	defer s.serving.Done()
+	err := s.gs.Serve(tl)
+	if s.draining.Load() {
+		return nil
+	}
+	return err
+}
+
+func (s *Server) addListener(l net.Listener) *listener {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.draining.Load() {
+		return nil
+	}
+	s.serving.Add(1)
+	tl := &listener{Listener: l, srv: s}
+	s.listeners = append(s.listeners, tl)
+	return tl
+}
+
+// Shutdown stops accepting new connections at once, tells idle sessions
+// 421 4.3.2 and closes them, and lets sessions in the middle of a
+// transaction finish it (they are told 421 and closed right after). When
+// ctx expires first it closes every connection and returns ctx.Err(); a
+// message whose Accept is still running may then be journaled without the
+// client having seen the 250. A second call returns smtp.ErrServerClosed.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if !s.startDrain() {
+		return smtp.ErrServerClosed
+	}
+	// Every Serve has returned: go-smtp adds no connection any more, so
+	// its Shutdown does not race its own WaitGroup.
+	s.serving.Wait()
+	for _, c := range s.connList() {
+		c.drain()
+	}
+	err := s.gs.Shutdown(ctx)
+	if err != nil && ctx.Err() != nil {
+		for _, c := range s.connList() {
+			c.Close()
+		}
+		return ctx.Err()
+	}
+	return err
+}
+
+// startDrain marks the server draining and closes its listeners; false if
+// it was already draining.
+func (s *Server) startDrain() bool {
+	s.mu.Lock()
+	if s.draining.Load() {
+		s.mu.Unlock()
+		return false
+	}
+	s.draining.Store(true)
+	ls := s.listeners
+	s.mu.Unlock()
+	for _, l := range ls {
+		l.Close()
+	}
+	return true
+}
+
+// addConn tracks c; false when the server is draining.
+func (s *Server) addConn(c *trackedConn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.draining.Load() {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	return true
+}
+
+func (s *Server) removeConn(c *trackedConn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+func (s *Server) connList() []*trackedConn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cs := make([]*trackedConn, 0, len(s.conns))
+	for c := range s.conns {
+		cs = append(cs, c)
+	}
+	return cs
+}
+
+func (s *Server) trusted(ip netip.Addr) bool {
+	for _, p := range s.cfg.TrustedNetworks {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// backend is the smtp.Backend of a Server; it keeps NewSession off the
+// Server's exported API.
+type backend struct{ srv *Server }
+
+var _ smtp.Backend = backend{}
+
+// NewSession runs on the connection's goroutine at its first HELO/EHLO.
+func (b backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
+	if b.srv.draining.Load() {
+		return nil, b.srv.errShutdown
+	}
+	return newSession(b.srv, c), nil
+}
+
+// listener tracks the connections it accepts, so that Shutdown can reach
+// them (go-smtp gives no access to its own), and can be closed twice.
+type listener struct {
+	net.Listener
+	srv  *Server
+	once sync.Once
+	err  error
+}
+
+func (l *listener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	tc := &trackedConn{Conn: c, srv: l.srv}
+	if !l.srv.addConn(tc) {
+		tc.bye()
+		return nil, net.ErrClosed
+	}
+	return tc, nil
+}
+
+func (l *listener) Close() error {
+	l.once.Do(func() { l.err = l.Listener.Close() })
+	return l.err
+}
+
+// errorLog routes go-smtp's internal error log (connection errors, panics)
+// into slog.
+type errorLog struct{ log *slog.Logger }
+
+func (l errorLog) Printf(format string, v ...any) {
+	l.log.Warn("smtp server: " + fmt.Sprintf(format, v...))
+}
+
+func (l errorLog) Println(v ...any) {
+	l.log.Warn("smtp server: " + strings.TrimSuffix(fmt.Sprintln(v...), "\n"))
+}

@@ -1,0 +1,317 @@
+package submission
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/mtad/mtad/messages"
+)
+
+// Replies of the session. Texts are fixed: nothing internal goes to a peer.
+var (
+	errNestedMail    = replyErr(503, 5, 5, 1, "Nested MAIL command")
+	errNoMail        = replyErr(503, 5, 5, 1, "Need MAIL command")
+	errSenderSyntax  = replyErr(501, 5, 1, 7, "Bad sender address syntax")
+	errRcptSyntax    = replyErr(501, 5, 1, 3, "Bad recipient address syntax")
+	errNeedsUTF8     = replyErr(553, 5, 6, 7, "Non-ASCII address requires SMTPUTF8")
+	errRelayDenied   = replyErr(554, 5, 7, 1, "Relay access denied")
+	errTooManyRcpts  = replyErr(452, 4, 5, 3, "Too many recipients")
+	errLineTooLong   = replyErr(500, 5, 5, 2, "Line too long")
+	errTempFailure   = replyErr(451, 4, 3, 0, "Temporary failure, please try again later")
+	errMessageTooBig = smtp.ErrDataTooLarge // 552 5.3.4
+)
+
+func replyErr(code, class, subject, detail int, text string) *smtp.SMTPError {
+	return &smtp.SMTPError{Code: code, EnhancedCode: smtp.EnhancedCode{class, subject, detail}, Message: text}
+}
+
+func replyLine(code int, ec smtp.EnhancedCode, text string) string {
+	return fmt.Sprintf("%d %d.%d.%d %s\r\n", code, ec[0], ec[1], ec[2], text)
+}
+
+// session is one client connection after its first HELO/EHLO. go-smtp calls
+// Mail, Rcpt, Reset on the connection's goroutine; Data too for DATA, but
+// on a goroutine of its own for BDAT, concurrently with Reset and Logout:
+// hence mu.
+type session struct {
+	srv     *Server
+	conn    *smtp.Conn
+	netConn net.Conn     // conn.Conn() as it was at the start
+	tc      *trackedConn // nil if netConn is not ours (never, today)
+	log     *slog.Logger // carries remote_ip
+	ip      netip.Addr   // invalid when the peer is not TCP
+	trusted bool
+
+	// authenticated is the identity the client proved with AUTH, "" when
+	// none. AUTH is not offered yet; when it is, an smtp.AuthSession
+	// implementation sets this, mayRelay lets such a client relay and
+	// source reports "authenticated".
+	authenticated string
+
+	mu sync.Mutex // guards tx
+	tx *txn       // the open transaction, nil outside one
+}
+
+// txn is one mail transaction, from MAIL to the end of DATA.
+type txn struct {
+	env   *messages.Envelope
+	seen  map[string]bool // recipients in env, by rcptKey
+	proto string          // "with" of the Received header, fixed at MAIL
+}
+
+var _ smtp.Session = (*session)(nil)
+
+func newSession(srv *Server, c *smtp.Conn) *session {
+	nc := c.Conn()
+	tc, _ := nc.(*trackedConn)
+	ip := remoteIP(nc)
+	s := &session{srv: srv, conn: c, netConn: nc, tc: tc, ip: ip, trusted: srv.trusted(ip)}
+	s.log = srv.log.With("remote_ip", ipString(ip))
+	s.log.Debug("session", "helo", c.Hostname(), "trusted", s.trusted)
+	return s
+}
+
+func remoteIP(c net.Conn) netip.Addr {
+	ap, err := netip.ParseAddrPort(c.RemoteAddr().String())
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
+func ipString(ip netip.Addr) string {
+	if !ip.IsValid() {
+		return ""
+	}
+	return ip.String()
+}
+
+func (s *session) mayRelay() bool { return s.trusted || s.authenticated != "" }
+
+// source is Envelope.Source: how the message was admitted.
+func (s *session) source() string {
+	switch {
+	case s.authenticated != "":
+		return "authenticated"
+	case s.trusted:
+		return "trusted"
+	}
+	return ""
+}
+
+// Mail opens a transaction. go-smtp has parsed the path and parameters and
+// refused a SIZE over the limit (552 5.3.4) and unknown BODY/RET values.
+func (s *session) Mail(from string, opts *smtp.MailOptions) error {
+	if s.open() {
+		return errNestedMail // RFC 5321 4.1.4; go-smtp would allow it
+	}
+	from, err := checkReversePath(from, opts.UTF8)
+	if err != nil {
+		return addressError(err, errSenderSyntax)
+	}
+	if !s.tc.begin() {
+		return s.srv.errShutdown
+	}
+	tx := s.newTxn(from, opts)
+	s.mu.Lock()
+	s.tx = tx
+	s.mu.Unlock()
+	s.log.Debug("mail from", "from", from, "size", opts.Size, "body", opts.Body, "smtputf8", opts.UTF8)
+	return nil
+}
+
+func (s *session) open() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tx != nil
+}
+
+func (s *session) newTxn(from string, opts *smtp.MailOptions) *txn {
+	_, tls := s.conn.TLSConnectionState()
+	env := &messages.Envelope{
+		From:           from,
+		Body:           messages.BodyType(opts.Body),
+		SMTPUTF8:       opts.UTF8,
+		Ret:            messages.Ret(opts.Return),
+		EnvID:          opts.EnvelopeID,
+		ReceivedFromIP: ipString(s.ip),
+		Helo:           s.conn.Hostname(),
+		Source:         s.source(),
+	}
+	proto := withProtocol(opts.UTF8, tls, s.authenticated != "")
+	return &txn{env: env, seen: make(map[string]bool), proto: proto}
+}
+
+// Rcpt adds a recipient. A duplicate (same address, domain compared
+// without case) is accepted and kept once, with its first parameters.
+func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tx == nil {
+		return errNoMail
+	}
+	addr, err := checkAddress(to, s.tx.env.SMTPUTF8)
+	if err != nil {
+		return addressError(err, errRcptSyntax)
+	}
+	if err := s.admit(addr); err != nil {
+		return err
+	}
+	s.log.Debug("rcpt to", "rcpt", addr, "notify", opts.Notify, "orcpt", opts.OriginalRecipient)
+	return s.tx.add(addr, opts, s.srv.cfg.MaxRecipients)
+}
+
+// admit applies the relay rule: a client that may not relay only reaches
+// local domains.
+func (s *session) admit(addr string) error {
+	if s.mayRelay() || s.srv.local[messages.Domain(addr)] {
+		return nil
+	}
+	s.log.Info("relay denied", "rcpt", addr)
+	return errRelayDenied
+}
+
+func (tx *txn) add(addr string, opts *smtp.RcptOptions, max int) error {
+	key := rcptKey(addr)
+	if tx.seen[key] {
+		return nil
+	}
+	if len(tx.env.Rcpts) >= max {
+		return errTooManyRcpts // go-smtp counts first, this is a backstop
+	}
+	tx.seen[key] = true
+	tx.env.Rcpts = append(tx.env.Rcpts, messages.Recipient{
+		Index:  uint32(len(tx.env.Rcpts)),
+		Addr:   addr,
+		Notify: notifyBits(opts.Notify),
+		ORcpt:  orcpt(opts),
+	})
+	return nil
+}
+
+func notifyBits(ns []smtp.DSNNotify) messages.Notify {
+	var n messages.Notify
+	for _, v := range ns {
+		switch v {
+		case smtp.DSNNotifyNever:
+			n |= messages.NotifyNever
+		case smtp.DSNNotifySuccess:
+			n |= messages.NotifySuccess
+		case smtp.DSNNotifyFailure:
+			n |= messages.NotifyFailure
+		case smtp.DSNNotifyDelayed:
+			n |= messages.NotifyDelay
+		}
+	}
+	return n
+}
+
+// orcpt renders ORCPT as "type;address", go-smtp having decoded the xtext.
+func orcpt(opts *smtp.RcptOptions) string {
+	if opts.OriginalRecipient == "" {
+		return ""
+	}
+	return string(opts.OriginalRecipientType) + ";" + opts.OriginalRecipient
+}
+
+// Data reads the message, has it journaled and replies. go-smtp writes the
+// returned *smtp.SMTPError as the reply; a 250 "error" is how it lets us
+// say "queued as <id>".
+func (s *session) Data(r io.Reader) error {
+	tx := s.take()
+	if tx == nil {
+		return errNoMail
+	}
+	body, err := io.ReadAll(s.bodyReader(r))
+	if err != nil {
+		return s.readError(err)
+	}
+	return s.accept(tx, normalizeEOL(body))
+}
+
+// take hands the open transaction to Data; Reset after DATA finds none.
+func (s *session) take() *txn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tx := s.tx
+	s.tx = nil
+	return tx
+}
+
+// bodyReader renews the read deadline before each read of the body:
+// go-smtp sets it once, at the DATA line.
+func (s *session) bodyReader(r io.Reader) io.Reader {
+	return readerFunc(func(p []byte) (int, error) {
+		s.netConn.SetReadDeadline(time.Now().Add(s.srv.cfg.ReadTimeout))
+		return r.Read(p)
+	})
+}
+
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
+
+func (s *session) readError(err error) error {
+	switch {
+	case errors.Is(err, smtp.ErrDataTooLarge):
+		s.log.Info("message too big", "max", s.srv.cfg.MaxMessageSize)
+		return errMessageTooBig
+	case errors.Is(err, smtp.ErrTooLongLine):
+		return errLineTooLong
+	}
+	s.log.Debug("message not received", "error", err)
+	return errTempFailure
+}
+
+// accept journals the message and returns the reply to DATA.
+func (s *session) accept(tx *txn, body []byte) error {
+	env := tx.env
+	env.ID = s.srv.acc.NextID()
+	env.Arrival = time.Now()
+	hdr := receivedHeader(env, s.ip, s.srv.cfg.Hostname, tx.proto)
+	final := make([]byte, 0, len(hdr)+len(body))
+	final = append(append(final, hdr...), body...)
+	env.Size = int64(len(final))
+	log := s.log.With("msgid", env.ID.String())
+	if err := s.srv.acc.Accept(env, final); err != nil {
+		return acceptError(log, err)
+	}
+	log.Info("message accepted", "from", env.From, "rcpts", len(env.Rcpts), "size", env.Size)
+	return replyErr(250, 2, 0, 0, "Ok: queued as "+env.ID.String())
+}
+
+func acceptError(log *slog.Logger, err error) error {
+	var se *smtp.SMTPError
+	if errors.As(err, &se) {
+		log.Info("message refused", "code", se.Code, "error", err)
+		return se // go-smtp asserts the type: never return it wrapped
+	}
+	log.Error("accept failed", "error", err)
+	return errTempFailure
+}
+
+// Reset ends the transaction (RSET, end of DATA, new EHLO). go-smtp calls it
+// holding its connection lock.
+func (s *session) Reset() {
+	s.mu.Lock()
+	s.tx = nil
+	s.mu.Unlock()
+	s.tc.end()
+}
+
+// Logout is called by go-smtp as it closes the connection.
+func (s *session) Logout() error {
+	s.mu.Lock()
+	s.tx = nil
+	s.mu.Unlock()
+	s.tc.finish()
+	return nil
+}

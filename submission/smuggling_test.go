@@ -1,0 +1,58 @@
+package submission
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestSmuggling writes the exact bytes of SMTP smuggling attempts: a body
+// with a fake end of data followed by a second transaction. The server
+// must take it as one message, keep the fake transaction inside it with
+// CRLF line ends, and read the next line of the session as a command.
+func TestSmuggling(t *testing.T) {
+	const smuggled = "MAIL FROM:<evil@sender.example>\r\n" +
+		"RCPT TO:<victim@local.test>\r\n" +
+		"DATA\r\n" +
+		"Subject: smuggled\r\n\r\nB\r\n"
+	tests := []struct {
+		name string
+		seq  string // the fake end of data
+		want string // what the message keeps of it
+	}{
+		{"LF.LF", "\n.\n", "\r\n.\r\n"},
+		{"LF.CRLF", "\n.\r\n", "\r\n.\r\n"},
+		{"CR.CRLF", "\r.\r\n", "\r\n.\r\n"},
+		// After CRLF go-smtp dot-unstuffs (RFC 5321 4.5.2): the dot goes.
+		{"CRLF.LF", "\r\n.\n", "\r\n\r\n"},
+		{"CRLF.CR", "\r\n.\r", "\r\n"},
+		// go-smtp drops ".\r" and then misses the CRLF that follows as a
+		// line start: the second dot stays.
+		{"CRLF.CR CRLF.LF", "\r\n.\r\r\n.\n", "\r\n\r\n.\r\n"},
+		{"bare LF lines", "\nline\n", "\r\nline\r\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := start(t, testConfig())
+			c := h.raw(true)
+			c.expect("MAIL FROM:<a@sender.example>", "250 ")
+			c.expect("RCPT TO:<b@local.test>", "250 ")
+			c.expect("DATA", "354 ")
+			c.send("Subject: one\r\n\r\nA" + tt.seq + smuggled + ".\r\n")
+			c.expect("", "250 2.0.0 Ok: queued as 0000000000000001")
+			// Had the server ended DATA at seq, the next replies would be
+			// those of the smuggled MAIL, RCPT, DATA and message.
+			c.expect("NOOP", "250 2.0.0 I have successfully done nothing")
+			msgs := checkAccepted(t, h, 1)
+			want := "Subject: one\r\n\r\nA" + tt.want + smuggled
+			if got := bodyAfterReceived(t, msgs[0].body); got != want {
+				t.Errorf("body\n got %q\nwant %q", got, want)
+			}
+			if n := len(msgs[0].env.Rcpts); n != 1 || msgs[0].env.Rcpts[0].Addr != "b@local.test" {
+				t.Errorf("recipients %+v", msgs[0].env.Rcpts)
+			}
+			if strings.Count(string(msgs[0].body), "\n") != strings.Count(string(msgs[0].body), "\r\n") {
+				t.Errorf("bare LF kept in %q", msgs[0].body)
+			}
+		})
+	}
+}
