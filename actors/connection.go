@@ -21,6 +21,12 @@ import (
 // QUIT when told to close or when it has carried its share of messages.
 // Network I/O runs in goroutines whose results come back as messages, so a
 // stop is always heard; stopping cancels the I/O in progress.
+//
+// A connection never stops itself: it reports its end (connFailed, or
+// connDone with closing set) and its destination stops it. Terminated is a
+// system message and overtakes user messages in the destination's mailbox,
+// so a Terminated for a connection the destination still lists means a
+// crash, never a result still on its way.
 type connectionActor struct {
 	deps    *Deps
 	qcfg    config.VirtualQueue
@@ -43,8 +49,9 @@ type (
 		reply messages.Reply
 	}
 	connDone struct {
-		pid    *actor.PID
-		result *messages.JobResult
+		pid     *actor.PID
+		result  *messages.JobResult
+		closing bool // the session is over; the destination stops the actor
 	}
 	connClose struct{}
 	dialed    struct {
@@ -168,14 +175,21 @@ func (c *connectionActor) onDialed(ctx actor.Context, m *dialed) {
 	c.busy = false
 	if m.conn == nil {
 		ctx.Send(ctx.Parent(), &connFailed{pid: ctx.Self(), reply: m.reply})
-		ctx.Stop(ctx.Self())
-		return
+		return // the destination stops this actor when it has read connFailed
 	}
 	c.conn = m.conn
 	ctx.Send(ctx.Parent(), &connUp{pid: ctx.Self()})
 }
 
 func (c *connectionActor) deliver(ctx actor.Context, j *messages.Job) {
+	if c.busy || c.conn == nil {
+		// The destination gives work only after connUp; this is a bug,
+		// and the job goes back as a temporary failure.
+		c.deps.Logger.Error("connection given a job while not ready", "msgid", j.MsgID.String(), "busy", c.busy)
+		res := failedResult(j, messages.Reply{Text: "connection not ready", Class: "connection"}, "", "")
+		ctx.Send(ctx.Parent(), &connDone{pid: ctx.Self(), result: res})
+		return
+	}
 	c.busy = true
 	self, sys := ctx.Self(), ctx.ActorSystem().Root
 	conn, cctx, journal := c.conn, c.ctx, c.deps.Journal
@@ -217,13 +231,15 @@ type journalBody interface {
 func (c *connectionActor) onDelivered(ctx actor.Context, m *delivered) {
 	c.busy = false
 	c.count++
-	ctx.Send(ctx.Parent(), &connDone{pid: ctx.Self(), result: m.result})
-	if m.alive && c.count < c.qcfg.MessagesPerConnection && c.ctx.Err() == nil {
+	more := m.alive && c.count < c.qcfg.MessagesPerConnection && c.ctx.Err() == nil
+	ctx.Send(ctx.Parent(), &connDone{pid: ctx.Self(), result: m.result, closing: !more})
+	if more {
 		ctx.Send(ctx.Parent(), &connUp{pid: ctx.Self()})
 		return
 	}
+	// The destination stops this actor when it has read connDone: a
+	// Terminated (a system message, read first) must not overtake it.
 	c.close()
-	ctx.Stop(ctx.Self())
 }
 
 // close says QUIT off the mailbox; the session is not used again.

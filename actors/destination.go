@@ -42,7 +42,8 @@ type destinationActor struct {
 type connRef struct {
 	pid       *actor.PID
 	up        bool          // connected
-	job       *messages.Job // in flight, nil when idle
+	idle      bool          // said it is ready and has been given nothing since
+	job       *messages.Job // in flight
 	idleSince time.Time
 }
 
@@ -94,7 +95,7 @@ func (d *destinationActor) dispatch(ctx actor.Context) {
 		switch {
 		case !c.up:
 			dialing++
-		case c.job == nil && len(d.ready) > 0:
+		case c.idle && len(d.ready) > 0:
 			d.give(ctx, c)
 		}
 	}
@@ -104,7 +105,9 @@ func (d *destinationActor) dispatch(ctx actor.Context) {
 	}
 }
 
+// give hands the next ready job to an idle connection.
 func (d *destinationActor) give(ctx actor.Context, c *connRef) {
+	c.idle = false
 	c.job = d.ready[0]
 	d.ready[0] = nil
 	d.ready = d.ready[1:]
@@ -175,7 +178,7 @@ func (d *destinationActor) onConnReady(ctx actor.Context, pid *actor.PID) {
 	if c == nil {
 		return
 	}
-	c.up, c.job, c.idleSince = true, nil, time.Now()
+	c.up, c.idle, c.idleSince = true, true, time.Now()
 	if len(d.ready) > 0 {
 		d.give(ctx, c)
 		return
@@ -189,6 +192,7 @@ func (d *destinationActor) onConnReady(ctx actor.Context, pid *actor.PID) {
 // refused for good) and the queue's schedule retries them.
 func (d *destinationActor) onConnFailed(ctx actor.Context, m *connFailed) {
 	delete(d.conns, m.pid.Id)
+	ctx.Stop(m.pid)
 	for _, c := range d.conns {
 		if c.up {
 			d.dispatch(ctx)
@@ -201,10 +205,19 @@ func (d *destinationActor) onConnFailed(ctx actor.Context, m *connFailed) {
 }
 
 func (d *destinationActor) onConnDone(ctx actor.Context, m *connDone) {
-	if c := d.conns[m.pid.Id]; c != nil {
+	c := d.conns[m.pid.Id]
+	if c == nil {
+		return // reported already, as lost with a crashed connection
+	}
+	if c.job != nil && c.job.Seq == m.result.Job.Seq {
 		c.job = nil
 	}
 	ctx.Send(ctx.Parent(), m.result)
+	if m.closing {
+		delete(d.conns, m.pid.Id)
+		ctx.Stop(m.pid)
+		d.dispatch(ctx)
+	}
 }
 
 // onTerminated: a connection actor stopped. A job it still held is
@@ -239,7 +252,7 @@ func (d *destinationActor) onIdleTick(ctx actor.Context, t *idleTick) {
 	d.idleArmed = false
 	idle := 0
 	for id, c := range d.conns {
-		if !c.up || c.job != nil {
+		if !c.idle {
 			continue
 		}
 		if time.Since(c.idleSince) >= d.qcfg.IdleTimeout {

@@ -325,7 +325,7 @@ func (q *queueActor) onIdle(ctx actor.Context, key string) {
 // jobs are ready again and a new actor is spawned when they are sent.
 func (q *queueActor) onTerminated(ctx actor.Context, who *actor.PID) {
 	key, ok := q.byPID[who.Id]
-	if !ok {
+	if !ok || q.draining {
 		return
 	}
 	delete(q.byPID, who.Id)

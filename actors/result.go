@@ -12,12 +12,12 @@ import (
 
 func (q *queueActor) onResult(ctx actor.Context, r *messages.JobResult) {
 	j := r.Job
-	if d := q.dests[j.Dest]; d != nil {
-		if _, ok := d.outstanding[j.Seq]; ok {
-			delete(d.outstanding, j.Seq)
-			q.inFlight--
-		}
+	d := q.dests[j.Dest]
+	if d == nil || d.outstanding[j.Seq] == nil {
+		return // requeued when its destination crashed; the retry reports
 	}
+	delete(d.outstanding, j.Seq)
+	q.inFlight--
 	if m := q.msgs[j.MsgID]; m != nil {
 		q.apply(ctx, m, r)
 	}

@@ -18,6 +18,7 @@ type rootActor struct {
 	queues   map[string]*actor.PID
 	checking map[messages.MsgID]bool // finish checks running; root goroutine only
 	recheck  map[messages.MsgID]bool
+	draining bool
 }
 
 // checkFinished asks root to delete a shared message if all its recipients
@@ -55,6 +56,9 @@ func (r *rootActor) Receive(ctx actor.Context) {
 	case *messages.Drain:
 		r.drain(ctx, m)
 	case *actor.Terminated:
+		if r.draining {
+			return
+		}
 		r.deps.Logger.Error("queue actor stopped after repeated crashes; its mail is delivered after the next start", "pid", m.Who.Id)
 	}
 }
@@ -167,6 +171,7 @@ func (r *rootActor) startReload(ctx actor.Context, queue string) {
 }
 
 func (r *rootActor) drain(ctx actor.Context, m *messages.Drain) {
+	r.draining = true
 	var wg sync.WaitGroup
 	for _, pid := range r.queues {
 		done := make(chan struct{})

@@ -284,7 +284,7 @@ func (s *session) accept(tx *txn, body []byte) error {
 	if err := s.srv.acc.Accept(env, final); err != nil {
 		return acceptError(log, err)
 	}
-	log.Info("message accepted", "from", env.From, "rcpts", len(env.Rcpts), "size", env.Size)
+	log.Debug("message accepted", "from", env.From, "rcpts", len(env.Rcpts), "size", env.Size)
 	return replyErr(250, 2, 0, 0, "Ok: queued as "+env.ID.String())
 }
 
