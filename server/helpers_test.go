@@ -31,9 +31,11 @@ data-dir = %q
 shutdown-timeout = "5s"
 [server.listener.submission]
 bind = ["127.0.0.1:0"]
-[queue.virtual.default]
-idle-timeout = "300ms"
-`, dir) + extra
+`, dir)
+	if !strings.Contains(extra, "[queue.virtual.default]") {
+		text += "[queue.virtual.default]\nidle-timeout = \"300ms\"\n"
+	}
+	text += extra
 	cfg, err := config.Parse("test.toml", []byte(text))
 	if err != nil {
 		t.Fatal(err)

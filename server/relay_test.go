@@ -127,3 +127,40 @@ func TestSmugglingArrivesAsOneMessage(t *testing.T) {
 		t.Errorf("the smuggled text should stay inside the one message: %q", txs[0].Data)
 	}
 }
+
+// Connections are reused for further messages, capped per destination,
+// recycled after messages-per-connection and closed when idle.
+func TestConnectionReuseAndCap(t *testing.T) {
+	sink := testsink.Start(t)
+	s, dir := startNode(t, relayConfig(sink.Addr, "1s")+`
+[queue.virtual.default]
+destination-connections = 2
+messages-per-connection = 10
+idle-timeout = "300ms"
+`)
+	addr := s.Addrs()[0].String()
+	const n = 40
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := send(t, addr, "s@sender.test", []string{fmt.Sprintf("r%d@one.test", i)}, message(fmt.Sprint(i))); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	waitFor(t, "all delivered", 15*time.Second, func() bool { return len(sink.Rcpts()) == n })
+	total, peak := sink.Conns()
+	if peak > 2 {
+		t.Errorf("peak %d connections at once, want at most 2 (destination-connections)", peak)
+	}
+	if total < n/10 || total >= n {
+		t.Errorf("%d connections for %d messages: want reuse, at most 10 messages each", total, n)
+	}
+	waitFor(t, "idle connections closed", 5*time.Second, func() bool { return sink.Live() == 0 })
+	if evs := events(t, dir); eventFor(evs, "delivered", "r0@one.test") == nil {
+		t.Errorf("no delivered event for r0@one.test")
+	}
+}

@@ -39,36 +39,40 @@ type Server struct {
 
 // Start opens the journal, recovers queued mail and starts listening. On
 // error, everything it opened is closed again.
-func Start(cfg *config.Config, log *slog.Logger) (s *Server, err error) {
-	s = &Server{cfg: cfg, log: log}
-	defer func() {
-		if err != nil {
-			s.close()
-		}
-	}()
+func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
+	s := &Server{cfg: cfg, log: log}
+	if err := s.start(); err != nil {
+		_ = s.close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) start() (err error) {
+	cfg, log := s.cfg, s.log
 	if err := os.MkdirAll(cfg.Server.DataDir, 0o750); err != nil {
-		return nil, fmt.Errorf("data directory: %w", err)
+		return fmt.Errorf("data directory: %w", err)
 	}
 	if s.journal, err = persistence.Open(filepath.Join(cfg.Server.DataDir, "journal"), persistence.Options{Logger: log}); err != nil {
-		return nil, err
+		return err
 	}
 	res, err := resolver.New(resolver.Config{Nameservers: cfg.Resolver.Nameservers, Timeout: cfg.Resolver.Timeout, Attempts: cfg.Resolver.Attempts})
 	if err != nil {
-		return nil, fmt.Errorf("resolver: %w", err)
+		return fmt.Errorf("resolver: %w", err)
 	}
 	if err := s.openDeliveryLog(); err != nil {
-		return nil, err
+		return err
 	}
 	s.engine, err = actors.Start(actors.Deps{Config: cfg, Journal: s.journal, Resolver: res, Delivery: s.delivery, Logger: log})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	n, err := s.engine.Recover()
 	if err != nil {
-		return nil, fmt.Errorf("recovery: %w", err)
+		return fmt.Errorf("recovery: %w", err)
 	}
 	log.Info("journal recovered", "messages", n)
-	return s, s.listen()
+	return s.listen()
 }
 
 func (s *Server) openDeliveryLog() error {
@@ -161,7 +165,10 @@ func (s *Server) close() error {
 		_ = l.Close()
 	}
 	if s.engine != nil {
-		_ = s.engine.Stop(context.Background())
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Server.ShutdownTimeout)
+		_ = s.engine.Stop(ctx)
+		cancel()
+		s.engine = nil
 	}
 	s.delivery.Close()
 	if s.logFile != nil {

@@ -75,6 +75,7 @@ func serve(args []string, stderr io.Writer) int {
 	dataDir := fs.String("data-dir", "", "data directory (overrides server.data-dir)")
 	listen := fs.String("listen", "", "submission address host:port (replaces the configured listeners)")
 	relay := fs.String("relay", "", "send every recipient through this smart host, host:port")
+	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this loopback address, for profiling")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -86,6 +87,12 @@ func serve(args []string, stderr io.Writer) int {
 	log := newLogger(stderr, cfg.Log.Level)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	if *pprofAddr != "" {
+		if err := servePprof(*pprofAddr, log); err != nil {
+			fmt.Fprintf(stderr, "mtad: --pprof: %v\n", err)
+			return 1
+		}
+	}
 	srv, err := server.Start(cfg, log)
 	if err != nil {
 		log.Error("mtad did not start", "err", err)

@@ -90,6 +90,13 @@ func (s *Sink) Conns() (total, peak int) {
 	return s.conns, s.maxConns
 }
 
+// Live returns how many connections are open now.
+func (s *Sink) Live() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.live
+}
+
 // NewSession implements smtp.Backend.
 func (s *Sink) NewSession(*smtp.Conn) (smtp.Session, error) {
 	s.mu.Lock()
