@@ -41,6 +41,7 @@ type Session struct {
 	LocalDomains    []string
 	MaxMessageSize  int64
 	MaxRecipients   int
+	MaxConnections  int
 	Timeout         time.Duration
 }
 

@@ -27,6 +27,7 @@ type rawSession struct {
 	LocalDomains    []string `toml:"local-domains"`
 	MaxMessageSize  string   `toml:"max-message-size"`
 	MaxRecipients   *int     `toml:"max-recipients"`
+	MaxConnections  *int     `toml:"max-connections"`
 	Timeout         string   `toml:"timeout"`
 }
 

@@ -94,6 +94,9 @@ func (r *rawSession) validate(c *Config) error {
 	if s.MaxRecipients, err = intOr("session.max-recipients", r.MaxRecipients, 1000, 1); err != nil {
 		return err
 	}
+	if s.MaxConnections, err = intOr("session.max-connections", r.MaxConnections, 1000, 1); err != nil {
+		return err
+	}
 	s.Timeout, err = durationOr("session.timeout", r.Timeout, 5*time.Minute)
 	return err
 }

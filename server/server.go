@@ -101,7 +101,7 @@ func (s *Server) listen() error {
 	sc := s.cfg.Session
 	s.smtp = submission.New(submission.Config{
 		Hostname: s.cfg.Server.Hostname, MaxMessageSize: sc.MaxMessageSize, MaxRecipients: sc.MaxRecipients,
-		TrustedNetworks: sc.TrustedNetworks, LocalDomains: sc.LocalDomains,
+		TrustedNetworks: sc.TrustedNetworks, LocalDomains: sc.LocalDomains, MaxConnections: sc.MaxConnections,
 		ReadTimeout: sc.Timeout, WriteTimeout: sc.Timeout,
 	}, &acceptor{s}, s.log)
 	for name, l := range s.cfg.Server.Listeners {

@@ -2,6 +2,8 @@ package submission
 
 import (
 	"io"
+
+	"github.com/emersion/go-smtp"
 	"net"
 	"sync"
 	"time"
@@ -58,7 +60,7 @@ func (c *trackedConn) end() {
 	c.closing = c.closing || bye
 	c.mu.Unlock()
 	if bye {
-		c.bye()
+		c.bye(c.srv.errShutdown)
 	}
 }
 
@@ -81,13 +83,12 @@ func (c *trackedConn) drain() {
 	c.closing = c.closing || bye
 	c.mu.Unlock()
 	if bye {
-		go c.bye()
+		go c.bye(c.srv.errShutdown)
 	}
 }
 
 // bye writes 421 4.3.2 and closes c. Callers make sure it runs once.
-func (c *trackedConn) bye() {
-	e := c.srv.errShutdown
+func (c *trackedConn) bye(e *smtp.SMTPError) {
 	c.SetWriteDeadline(time.Now().Add(byeTimeout))
 	io.WriteString(c.Conn, replyLine(e.Code, e.EnhancedCode, e.Message))
 	c.Close()

@@ -29,6 +29,10 @@ type Config struct {
 	// off); WriteTimeout bounds each reply. Default 5m each.
 	ReadTimeout, WriteTimeout time.Duration
 	MaxLineLength             int // longest command or message line; default 4096
+	// MaxConnections bounds the client connections open at once; one more
+	// is answered 421 4.7.0 and closed. With MaxMessageSize it bounds the
+	// memory that submissions can hold. Default 1000.
+	MaxConnections int
 }
 
 // Defaults for the zero values of Config.
@@ -38,6 +42,7 @@ const (
 	DefaultMaxRecipients  = 1000
 	DefaultTimeout        = 5 * time.Minute
 	DefaultMaxLineLength  = 4096
+	DefaultMaxConnections = 1000
 )
 
 func (c Config) withDefaults() Config {
@@ -58,6 +63,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxLineLength <= 0 {
 		c.MaxLineLength = DefaultMaxLineLength
+	}
+	if c.MaxConnections <= 0 {
+		c.MaxConnections = DefaultMaxConnections
 	}
 	return c
 }
@@ -203,16 +211,23 @@ func (s *Server) startDrain() bool {
 	return true
 }
 
-// addConn tracks c; false when the server is draining.
-func (s *Server) addConn(c *trackedConn) bool {
+// addConn tracks c. It refuses c, with the reply to send, when the server
+// is draining or has MaxConnections open.
+func (s *Server) addConn(c *trackedConn) *smtp.SMTPError {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.draining.Load() {
-		return false
+		return s.errShutdown
+	}
+	if len(s.conns) >= s.cfg.MaxConnections {
+		return errTooManyConns
 	}
 	s.conns[c] = struct{}{}
-	return true
+	return nil
 }
+
+var errTooManyConns = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0},
+	Message: "Too many connections, try again later"}
 
 func (s *Server) removeConn(c *trackedConn) {
 	s.mu.Lock()
@@ -263,16 +278,24 @@ type listener struct {
 }
 
 func (l *listener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		tc := &trackedConn{Conn: c, srv: l.srv}
+		e := l.srv.addConn(tc)
+		switch {
+		case e == nil:
+			return tc, nil
+		case e == errTooManyConns:
+			l.srv.log.Warn("connection refused: too many connections", "remote_ip", c.RemoteAddr().String(), "max", l.srv.cfg.MaxConnections)
+			go tc.bye(e) // bounded by byeTimeout
+		default:
+			tc.bye(e)
+			return nil, net.ErrClosed
+		}
 	}
-	tc := &trackedConn{Conn: c, srv: l.srv}
-	if !l.srv.addConn(tc) {
-		tc.bye()
-		return nil, net.ErrClosed
-	}
-	return tc, nil
 }
 
 func (l *listener) Close() error {
