@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"io"
 	"maps"
 	"net"
@@ -28,13 +29,14 @@ const (
 type Conn struct {
 	target Target
 	opts   Options
-	tcp    net.Conn   // deadlines, and the hard close when ctx is done
-	nc     net.Conn   // the TCP connection, or TLS over it
-	sc     *stageConn // what go-smtp reads and writes
-	client *smtp.Client
+	tcp    net.Conn // deadlines, and the hard close when ctx is done
+	nc     net.Conn // the TCP connection, or TLS over it
+	wire   *wire    // every command and reply after the greeting
 	local  netip.AddrPort
 	ext    map[string]string
 	dead   *Error // why the connection cannot be used; nil while alive
+
+	lockStep bool // never pipeline (tests and the benchmark)
 }
 
 func newConn(tcp net.Conn, t Target, o Options) *Conn {
@@ -66,7 +68,10 @@ func (c *Conn) Close() error {
 		return nil
 	}
 	d := min(quitTimeout, c.opts.Timeouts.MailFrom)
-	e := c.step(context.Background(), StageQuit, d, c.client.Quit)
+	e := c.step(context.Background(), StageQuit, d, func() error {
+		_, err := c.wire.cmd(221, "QUIT")
+		return err
+	})
 	c.kill(&Error{Temporary: true, Stage: StageQuit, Class: ClassConnection,
 		Target: c.target.String(), Message: "connection closed", Err: ErrClosed})
 	if e != nil {
@@ -84,10 +89,6 @@ func (c *Conn) open(ctx context.Context) *Error {
 	}
 	if e := c.step(ctx, StageGreeting, c.opts.Timeouts.Greeting, c.readGreeting); e != nil {
 		return e
-	}
-	c.client = smtp.NewClient(c.sc)
-	if c.opts.LMTP {
-		c.client = smtp.NewClientLMTP(c.sc)
 	}
 	return c.hello(ctx)
 }
@@ -111,37 +112,53 @@ func (c *Conn) startTLS(ctx context.Context) *Error {
 	return e
 }
 
-// readGreeting reads the greeting itself, so that it has its own deadline,
-// then hands the bytes it read to go-smtp, which reads them again.
+// readGreeting reads the greeting with a reader bounded to maxGreeting,
+// then sets up the wire, which reads from the start of the greeting again
+// (and finds it complete). From then on the wire is the only reader.
 func (c *Conn) readGreeting() error {
 	var seen bytes.Buffer
 	r := io.TeeReader(io.LimitReader(c.nc, maxGreeting), &seen)
 	_, _, err := textproto.NewReader(bufio.NewReader(r)).ReadResponse(220)
-	c.sc = &stageConn{Conn: c.nc, r: io.MultiReader(&seen, c.nc)}
+	if err != nil {
+		return err
+	}
+	c.wire = newWire(io.MultiReader(&seen, c.nc), c.nc)
+	_, err = c.wire.reply(220)
 	return err
 }
 
-// hello sends EHLO (LHLO) and records the keywords. go-smtp falls back to
-// HELO when the server answers EHLO with 500 or 502 (RFC 5321 section
-// 3.2); it does not for LMTP's LHLO.
+// hello sends EHLO (LHLO) and records the keywords. When the server
+// answers EHLO with 500 or 502 it falls back to HELO (RFC 5321 section
+// 3.2), with no keywords; go-smtp's client did the same, for LHLO too.
 func (c *Conn) hello(ctx context.Context) *Error {
-	var reply bytes.Buffer
-	c.sc.capture = &reply
-	defer func() { c.sc.capture = nil }()
-	e := c.step(ctx, StageEHLO, c.opts.Timeouts.EHLO, func() error {
-		return c.client.Hello(c.opts.Hostname)
+	return c.step(ctx, StageEHLO, c.opts.Timeouts.EHLO, func() error {
+		if badAddr(c.opts.Hostname) {
+			return errors.New("hostname contains a line break")
+		}
+		verb := "EHLO "
+		if c.opts.LMTP {
+			verb = "LHLO "
+		}
+		msg, err := c.wire.cmd(250, verb+c.opts.Hostname)
+		if se := (*smtp.SMTPError)(nil); errors.As(err, &se) && (se.Code == 500 || se.Code == 502) {
+			_, err = c.wire.cmd(250, "HELO "+c.opts.Hostname)
+			msg = ""
+		}
+		if err == nil {
+			c.ext = keywords(msg)
+		}
+		return err
 	})
-	if e == nil {
-		c.ext = parseEHLO(reply.Bytes())
-	}
-	return e
 }
 
-// reset ends a failed transaction with RSET. go-smtp's Reset also forgets
-// the EHLO, so the session says EHLO again at once and stays ready for
-// Deliver and Close. Any failure here closes the connection.
+// reset ends a failed transaction with RSET, then says EHLO again, as
+// go-smtp's client did, so the session stays ready for Deliver and Close.
+// Any failure here closes the connection.
 func (c *Conn) reset(ctx context.Context) *Error {
-	e := c.step(ctx, StageRset, c.opts.Timeouts.MailFrom, c.client.Reset)
+	e := c.step(ctx, StageRset, c.opts.Timeouts.MailFrom, func() error {
+		_, err := c.wire.cmd(250, "RSET")
+		return err
+	})
 	if e == nil {
 		e = c.hello(ctx)
 	}
@@ -215,13 +232,10 @@ func (c *Conn) maxSize() (int64, bool) {
 	return n, err == nil && n > 0
 }
 
-// parseEHLO reads the keywords out of a 250 reply to EHLO.
-func parseEHLO(b []byte) map[string]string {
+// keywords reads the EHLO keywords out of the text of its 250 reply: every
+// line after the first.
+func keywords(msg string) map[string]string {
 	ext := map[string]string{}
-	_, msg, err := textproto.NewReader(bufio.NewReader(bytes.NewReader(b))).ReadResponse(250)
-	if err != nil {
-		return ext
-	}
 	lines := strings.Split(msg, "\n")
 	for _, line := range lines[1:] {
 		kw, params, _ := strings.Cut(line, " ")
@@ -229,32 +243,3 @@ func parseEHLO(b []byte) map[string]string {
 	}
 	return ext
 }
-
-// stageConn is the net.Conn that go-smtp's client uses. It ignores the
-// client's own deadlines (Conn sets one per stage on the TCP connection),
-// replays the greeting Conn read, and on request keeps a copy of what is
-// read after the last write: the reply to the last command.
-type stageConn struct {
-	net.Conn
-	r       io.Reader
-	capture *bytes.Buffer
-}
-
-func (s *stageConn) Read(p []byte) (int, error) {
-	n, err := s.r.Read(p)
-	if s.capture != nil {
-		s.capture.Write(p[:n])
-	}
-	return n, err
-}
-
-func (s *stageConn) Write(p []byte) (int, error) {
-	if s.capture != nil {
-		s.capture.Reset()
-	}
-	return s.Conn.Write(p)
-}
-
-func (s *stageConn) SetDeadline(time.Time) error      { return nil }
-func (s *stageConn) SetReadDeadline(time.Time) error  { return nil }
-func (s *stageConn) SetWriteDeadline(time.Time) error { return nil }

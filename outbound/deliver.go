@@ -2,7 +2,6 @@ package outbound
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -106,9 +105,13 @@ func (t *txn) run() *Error {
 	return nil
 }
 
-// send runs MAIL, RCPT and DATA. ok reports a transaction that ended with a
-// 2xx final reply (for every recipient, with LMTP).
+// send runs MAIL, RCPT and DATA, pipelined when the server offers it. ok
+// reports a transaction that ended with a 2xx final reply (for every
+// recipient, with LMTP).
 func (t *txn) send() (ok bool, e *Error) {
+	if t.c.pipelining(t.tx) {
+		return t.sendPipelined()
+	}
 	if e := t.mail(); e != nil {
 		return false, e
 	}
@@ -118,16 +121,14 @@ func (t *txn) send() (ok bool, e *Error) {
 	if len(t.accepted) == 0 {
 		return false, nil
 	}
-	if t.c.opts.LMTP {
-		return t.dataLMTP()
-	}
-	return t.data()
+	return t.data(t.c.startData)
 }
 
 func (t *txn) mail() *Error {
 	c := t.c
 	e := c.step(t.ctx, StageMail, c.opts.Timeouts.MailFrom, func() error {
-		return c.client.Mail(t.tx.From, c.mailOptions(t.tx))
+		_, err := c.wire.cmd(250, c.mailLine(t.tx))
+		return err
 	})
 	if e != nil {
 		t.fill(e.Reply())
@@ -140,11 +141,12 @@ func (t *txn) rcpts() *Error {
 	c := t.c
 	for i, r := range t.tx.Rcpts {
 		if badAddr(r.Addr) {
-			t.set(i, refusal(553, "5.1.3", ClassAddress, "recipient address cannot be sent"))
+			t.set(i, badRcpt)
 			continue
 		}
 		e := c.step(t.ctx, StageRcpt, c.opts.Timeouts.RcptTo, func() error {
-			return c.client.Rcpt(r.Addr, c.rcptOptions(r))
+			_, err := c.wire.cmd(25, c.rcptLine(r))
+			return err
 		})
 		if e == nil {
 			t.accepted = append(t.accepted, i)
@@ -158,21 +160,39 @@ func (t *txn) rcpts() *Error {
 	return nil
 }
 
-// data sends DATA and the body; the final reply applies to every accepted
-// recipient.
-func (t *txn) data() (bool, *Error) {
+var badRcpt = refusal(553, "5.1.3", ClassAddress, "recipient address cannot be sent")
+
+// startData sends DATA and reads the 354 (lock-step).
+func (c *Conn) startData() error {
+	_, err := c.wire.cmd(354, "DATA")
+	return err
+}
+
+// data gets the 354 from start, sends the body and reads the final reply:
+// one that applies to every accepted recipient, or with LMTP one per
+// accepted recipient (RFC 2033 section 4.2). A 421 closes the connection.
+// One deadline, Timeouts.Data, covers it all.
+func (t *txn) data(start func() error) (bool, *Error) {
+	c := t.c
+	var final []lmtpReply // LMTP: the replies that arrived
 	var text string
-	e := t.c.step(t.ctx, StageData, t.c.opts.Timeouts.Data, func() error {
-		w, err := t.openData()
-		if err != nil {
+	e := c.step(t.ctx, StageData, c.opts.Timeouts.Data, func() error {
+		if err := start(); err != nil {
 			return err
 		}
-		resp, err := w.CloseWithResponse()
-		if err == nil {
-			text = resp.StatusText
+		if err := c.wire.body(t.tx.Body); err != nil {
+			return err
 		}
+		if c.opts.LMTP {
+			return t.readLMTP(&final)
+		}
+		var err error
+		text, err = c.wire.reply(250)
 		return err
 	})
+	if c.opts.LMTP && final != nil {
+		return t.lmtpResults(final, e)
+	}
 	r := parseReply(250, text, "")
 	if e != nil {
 		r = e.Reply()
@@ -183,33 +203,41 @@ func (t *txn) data() (bool, *Error) {
 	return e == nil, e
 }
 
-// dataLMTP sends DATA and the body and reads one reply per accepted
-// recipient. A 421 among them closes the connection.
-func (t *txn) dataLMTP() (bool, *Error) {
-	var resp map[string]*smtp.DataResponse
-	var rejected smtp.LMTPDataError
-	e := t.c.step(t.ctx, StageData, t.c.opts.Timeouts.Data, func() error {
-		w, err := t.openData()
-		if err != nil {
+// lmtpReply is one recipient's reply after DATA: text of a 2xx, or a
+// rejection.
+type lmtpReply struct {
+	text string
+	err  *smtp.SMTPError
+}
+
+// readLMTP reads one reply per accepted recipient, in order, into final. It
+// returns an error only when a reply is missing.
+func (t *txn) readLMTP(final *[]lmtpReply) error {
+	*final = make([]lmtpReply, 0, len(t.accepted))
+	for range t.accepted {
+		text, err := t.c.wire.reply(250)
+		se, isReply := err.(*smtp.SMTPError)
+		if err != nil && !isReply {
 			return err
 		}
-		resp, err = w.CloseWithLMTPResponse()
-		rejected, err = splitLMTP(err)
-		return err
-	})
+		*final = append(*final, lmtpReply{text: text, err: se})
+	}
+	return nil
+}
+
+// lmtpResults gives each accepted recipient whose reply arrived that
+// reply; the others keep none, and Deliver gives them e's.
+func (t *txn) lmtpResults(final []lmtpReply, e *Error) (bool, *Error) {
 	ok := e == nil
-	for _, i := range t.accepted {
-		addr := t.tx.Rcpts[i].Addr
-		switch {
-		case resp[addr] != nil:
-			t.set(i, parseReply(250, resp[addr].StatusText, ""))
-		case rejected[addr] != nil:
-			ok = false
-			if e421 := t.lmtpReject(i, rejected[addr]); e421 != nil && e == nil {
-				e = e421
-			}
-		case e != nil:
-			t.set(i, e.Reply())
+	for k, r := range final {
+		i := t.accepted[k]
+		if r.err == nil {
+			t.set(i, parseReply(250, r.text, ""))
+			continue
+		}
+		ok = false
+		if e421 := t.lmtpReject(i, r.err); e421 != nil && e == nil {
+			e = e421
 		}
 	}
 	return ok, e
@@ -225,43 +253,6 @@ func (t *txn) lmtpReject(i int, se *smtp.SMTPError) *Error {
 	e := replyError(StageData, smtpReply(se, StageData), se)
 	e.Target = t.c.target.String()
 	return t.c.kill(e)
-}
-
-// openData sends DATA and the body; the caller closes the writer, which
-// sends the final dot, and reads the reply.
-func (t *txn) openData() (*smtp.DataCommand, error) {
-	w, err := t.c.client.Data()
-	if err != nil {
-		return nil, err
-	}
-	// go-smtp's writer (net/textproto's DotWriter) turns a bare LF into
-	// CRLF and stuffs a leading dot, so no line of the body can end DATA.
-	if _, err := w.Write(t.tx.Body); err != nil {
-		return nil, err
-	}
-	return w, nil
-}
-
-// splitLMTP separates the per-recipient rejections from a failure of the
-// connection in what CloseWithLMTPResponse returned.
-func splitLMTP(err error) (smtp.LMTPDataError, error) {
-	if l, ok := err.(smtp.LMTPDataError); ok {
-		return l, nil
-	}
-	j, ok := err.(interface{ Unwrap() []error })
-	if !ok {
-		return nil, err
-	}
-	var l smtp.LMTPDataError
-	var rest []error
-	for _, e := range j.Unwrap() {
-		if x, ok := e.(smtp.LMTPDataError); ok {
-			l = x
-		} else {
-			rest = append(rest, e)
-		}
-	}
-	return l, errors.Join(rest...)
 }
 
 func (t *txn) set(i int, r messages.Reply) {
@@ -301,68 +292,26 @@ func refusal(code int, enhanced, class, text string) messages.Reply {
 	return messages.Reply{Code: code, Enhanced: enhanced, Text: text, Class: class}
 }
 
-// mailOptions are the MAIL parameters. go-smtp itself adds SIZE= only when
-// SIZE is offered, BODY=8BITMIME whenever 8BITMIME is offered (RFC 6152
-// allows it for a 7-bit body too), and RET=/ENVID= only with DSN.
-func (c *Conn) mailOptions(tx Tx) *smtp.MailOptions {
-	o := &smtp.MailOptions{Body: smtp.BodyType(tx.BodyType), Size: tx.size(), UTF8: needsUTF8(tx)}
-	if !c.has("DSN") {
-		return o
-	}
-	if tx.Ret == messages.RetFull || tx.Ret == messages.RetHdrs {
-		o.Return = smtp.DSNReturn(tx.Ret)
-	}
-	if printableASCII(tx.EnvID) {
-		o.EnvelopeID = tx.EnvID
-	}
-	return o
-}
-
-// rcptOptions are the RCPT parameters: NOTIFY= and ORCPT= (RFC 3461
-// section 4), only when DSN is offered.
-func (c *Conn) rcptOptions(r Rcpt) *smtp.RcptOptions {
-	if !c.has("DSN") {
-		return nil
-	}
-	o := &smtp.RcptOptions{Notify: notifyList(r.Notify)}
-	o.OriginalRecipientType, o.OriginalRecipient = orcpt(r.ORcpt)
-	return o
-}
-
-func notifyList(n messages.Notify) []smtp.DSNNotify {
-	if n&messages.NotifyNever != 0 {
-		return []smtp.DSNNotify{smtp.DSNNotifyNever}
-	}
-	var l []smtp.DSNNotify
-	for _, b := range []struct {
-		bit messages.Notify
-		v   smtp.DSNNotify
-	}{
-		{messages.NotifySuccess, smtp.DSNNotifySuccess},
-		{messages.NotifyFailure, smtp.DSNNotifyFailure},
-		{messages.NotifyDelay, smtp.DSNNotifyDelayed},
-	} {
-		if n&b.bit != 0 {
-			l = append(l, b.v)
-		}
-	}
-	return l
-}
-
 // orcpt splits "type;address". An rfc822 address that is not printable
 // ASCII goes as utf-8 (RFC 6533 section 3); an unknown type is left out.
-func orcpt(s string) (smtp.DSNAddressType, string) {
+func orcpt(s string) (typ, addr string) {
 	typ, addr, ok := strings.Cut(s, ";")
 	switch {
 	case !ok || addr == "":
 		return "", ""
 	case strings.EqualFold(typ, "rfc822") && printableASCII(addr):
-		return smtp.DSNAddressTypeRFC822, addr
+		return orcptRFC822, addr
 	case strings.EqualFold(typ, "rfc822"), strings.EqualFold(typ, "utf-8"):
-		return smtp.DSNAddressTypeUTF8, addr
+		return orcptUTF8, addr
 	}
 	return "", ""
 }
+
+// ORCPT address types, spelled as go-smtp's client sent them.
+const (
+	orcptRFC822 = "RFC822"
+	orcptUTF8   = "UTF-8"
+)
 
 func (tx Tx) size() int64 {
 	if tx.Size > 0 {

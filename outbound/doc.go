@@ -20,8 +20,13 @@
 //     closes the connection, so no call blocks past its deadline or its ctx.
 //   - A Conn belongs to one goroutine at a time; calls may block.
 //
-// Not done yet: PIPELINING (go-smtp's client sends one command at a time),
-// CHUNKING/BDAT (a BINARYMIME body is refused), STARTTLS, and 8-bit or
+// When the server offers PIPELINING (RFC 2920), MAIL, every RCPT and DATA
+// leave in one write and their replies are read in order; otherwise, or
+// past maxPipelined recipients, one command waits for its reply before the
+// next. The package speaks the protocol itself over net/textproto; go-smtp
+// provides only its error type.
+//
+// Not done yet: CHUNKING/BDAT (a BINARYMIME body is refused), STARTTLS, and 8-bit or
 // SMTPUTF8 downgrades (such transactions are refused when the server lacks
 // the extension).
 package outbound
