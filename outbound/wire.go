@@ -2,6 +2,7 @@ package outbound
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -31,7 +32,7 @@ type wire struct {
 func newWire(r io.Reader, w io.Writer) *wire {
 	return &wire{
 		r: textproto.NewReader(bufio.NewReader(&lineLimitReader{r: r})),
-		w: textproto.NewWriter(bufio.NewWriter(w)),
+		w: textproto.NewWriter(bufio.NewWriterSize(w, writeBuffer)),
 	}
 }
 
@@ -67,6 +68,9 @@ func (w *wire) cmd(expect int, line string) (string, error) {
 // dot is doubled (net/textproto's DotWriter, as go-smtp used), then the
 // final dot.
 func (w *wire) body(b []byte) error {
+	if crlfOnly(b) {
+		return w.stuffed(b)
+	}
 	dw := w.w.DotWriter()
 	if _, err := dw.Write(b); err != nil {
 		dw.Close()
@@ -207,3 +211,50 @@ func xtext(s string) string {
 }
 
 func xtextSafe(ch rune) bool { return ch >= '!' && ch <= '~' && ch != '+' && ch != '=' }
+
+// writeBuffer is the size of the write buffer: a typical message leaves in
+// one write.
+const writeBuffer = 32 << 10
+
+// stuffed sends a body whose lines all end in CRLF (what submission stores)
+// with a dot doubled at the start of each line, in chunks rather than the
+// DotWriter's byte at a time, then the final dot. The bytes on the wire
+// are the DotWriter's.
+func (w *wire) stuffed(b []byte) error {
+	bw := w.w.W
+	if len(b) > 0 && b[0] == '.' {
+		bw.WriteByte('.')
+	}
+	for {
+		i := bytes.Index(b, []byte("\n."))
+		if i < 0 {
+			break
+		}
+		bw.Write(b[:i+1])
+		bw.WriteByte('.')
+		b = b[i+1:]
+	}
+	bw.Write(b)
+	if len(b) == 0 || !bytes.HasSuffix(b, []byte("\r\n")) {
+		bw.WriteString("\r\n") // as the DotWriter ends an empty or unfinished last line
+	}
+	bw.WriteString(".\r\n")
+	return bw.Flush()
+}
+
+// crlfOnly reports whether every CR in b is followed by LF and every LF
+// preceded by CR, and b does not end in a lone CR.
+func crlfOnly(b []byte) bool {
+	for i := 0; i < len(b); {
+		j := bytes.IndexAny(b[i:], "\r\n")
+		if j < 0 {
+			return true
+		}
+		j += i
+		if b[j] == '\n' || j+1 >= len(b) || b[j+1] != '\n' {
+			return false
+		}
+		i = j + 2
+	}
+	return true
+}
