@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"strings"
+	"sync"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -36,9 +37,51 @@ type connectionActor struct {
 
 	ctx    context.Context // cancelled when the actor stops
 	cancel context.CancelFunc
-	conn   *outbound.Conn // owned by the I/O goroutine while busy
+	box    *sessionBox
 	busy   bool
 	count  int
+}
+
+// sessionBox hands the SMTP session between the actor and its I/O
+// goroutines so that it is closed exactly once, even when the actor stops
+// while a goroutine holds it (its result then goes to dead letters).
+type sessionBox struct {
+	mu      sync.Mutex
+	conn    *outbound.Conn // nil while a goroutine holds it
+	stopped bool
+}
+
+// put returns the session after I/O; if the actor stopped meanwhile, the
+// session is closed instead.
+func (b *sessionBox) put(conn *outbound.Conn) {
+	b.mu.Lock()
+	stopped := b.stopped
+	if !stopped {
+		b.conn = conn
+	}
+	b.mu.Unlock()
+	if stopped && conn != nil {
+		_ = conn.Close()
+	}
+}
+
+// take hands the session out for I/O or closing; nil if there is none.
+func (b *sessionBox) take() *outbound.Conn {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	c := b.conn
+	b.conn = nil
+	return c
+}
+
+// stop marks the actor gone and returns the session if it is not out.
+func (b *sessionBox) stop() *outbound.Conn {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.stopped = true
+	c := b.conn
+	b.conn = nil
+	return c
 }
 
 // Messages between a connection and its destination.
@@ -55,7 +98,7 @@ type (
 	}
 	connClose struct{}
 	dialed    struct {
-		conn  *outbound.Conn
+		ok    bool
 		reply messages.Reply
 	}
 	delivered struct {
@@ -73,6 +116,7 @@ func (c *connectionActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
 		c.ctx, c.cancel = context.WithCancel(context.Background())
+		c.box = &sessionBox{}
 		c.dial(ctx)
 	case *dialed:
 		c.onDialed(ctx, m)
@@ -85,8 +129,8 @@ func (c *connectionActor) Receive(ctx actor.Context) {
 		ctx.Stop(ctx.Self())
 	case *actor.Stopping:
 		c.cancel()
-		if !c.busy {
-			c.close()
+		if conn := c.box.stop(); conn != nil {
+			go func() { _ = conn.Close() }()
 		}
 	}
 }
@@ -94,11 +138,13 @@ func (c *connectionActor) Receive(ctx actor.Context) {
 func (c *connectionActor) dial(ctx actor.Context) {
 	c.busy = true
 	self, sys := ctx.Self(), ctx.ActorSystem().Root
-	cctx, targets := c.ctx, c.targets
-	opts := func(t outbound.Target) outbound.Options { return c.options(t) }
+	cctx, targets, box := c.ctx, c.targets, c.box
+	deps, route, domain := c.deps, c.route, c.domain
+	opts := func(t outbound.Target) outbound.Options { return connOptions(deps, route, domain, t) }
 	go func() {
 		conn, reply := dialTargets(cctx, targets, opts)
-		sys.Send(self, &dialed{conn: conn, reply: reply})
+		box.put(conn)
+		sys.Send(self, &dialed{ok: conn != nil, reply: reply})
 	}()
 }
 
@@ -132,14 +178,15 @@ func dialTargets(ctx context.Context, targets []outbound.Target, opts func(outbo
 	return nil, last
 }
 
-// options evaluates the connection strategy for one remote address.
-func (c *connectionActor) options(t outbound.Target) outbound.Options {
-	cfg := c.deps.Config
-	env := expression.Env{RcptDomain: c.domain, MX: t.Host, RemoteIP: t.Addr.Addr().String()}
+// connOptions evaluates the connection strategy for one remote address.
+// It reads only immutable values, on the dial goroutine.
+func connOptions(deps *Deps, route config.Route, domain string, t outbound.Target) outbound.Options {
+	cfg := deps.Config
+	env := expression.Env{RcptDomain: domain, MX: t.Host, RemoteIP: t.Addr.Addr().String()}
 	name, err := cfg.Queue.Strategy.Connection.Eval(&env)
 	cs, ok := cfg.Queue.Connection[name]
 	if err != nil || !ok {
-		c.deps.Logger.Error("connection strategy failed; using connection default", "domain", c.domain, "mx", t.Host, "err", err, "connection", name)
+		deps.Logger.Error("connection strategy failed; using connection default", "domain", domain, "mx", t.Host, "err", err, "connection", name)
 		cs = cfg.Queue.Connection["default"]
 	}
 	host := cs.EHLOHostname
@@ -151,8 +198,8 @@ func (c *connectionActor) options(t outbound.Target) outbound.Options {
 		Hostname:    host,
 		LocalAddr:   sourceIP(cs.SourceIPs, t.Addr.Addr()),
 		Timeouts:    outbound.Timeouts{Connect: to.Connect, Greeting: to.Greeting, EHLO: to.EHLO, MailFrom: to.MailFrom, RcptTo: to.RcptTo, Data: to.Data},
-		LMTP:        c.route.Protocol == "lmtp",
-		ImplicitTLS: c.route.ImplicitTLS,
+		LMTP:        route.Protocol == "lmtp",
+		ImplicitTLS: route.ImplicitTLS,
 	}
 }
 
@@ -173,16 +220,19 @@ func sourceIP(ips []netip.Addr, remote netip.Addr) netip.Addr {
 
 func (c *connectionActor) onDialed(ctx actor.Context, m *dialed) {
 	c.busy = false
-	if m.conn == nil {
+	if !m.ok {
 		ctx.Send(ctx.Parent(), &connFailed{pid: ctx.Self(), reply: m.reply})
 		return // the destination stops this actor when it has read connFailed
 	}
-	c.conn = m.conn
 	ctx.Send(ctx.Parent(), &connUp{pid: ctx.Self()})
 }
 
 func (c *connectionActor) deliver(ctx actor.Context, j *messages.Job) {
-	if c.busy || c.conn == nil {
+	var conn *outbound.Conn
+	if !c.busy {
+		conn = c.box.take()
+	}
+	if conn == nil {
 		// The destination gives work only after connUp; this is a bug,
 		// and the job goes back as a temporary failure.
 		c.deps.Logger.Error("connection given a job while not ready", "msgid", j.MsgID.String(), "busy", c.busy)
@@ -192,12 +242,14 @@ func (c *connectionActor) deliver(ctx actor.Context, j *messages.Job) {
 	}
 	c.busy = true
 	self, sys := ctx.Self(), ctx.ActorSystem().Root
-	conn, cctx, journal := c.conn, c.ctx, c.deps.Journal
+	cctx, journal, box := c.ctx, c.deps.Journal, c.box
 	go func() {
 		replies := deliverJob(cctx, conn, journal, j)
 		t := conn.Target()
 		res := &messages.JobResult{Job: j, Replies: replies, Host: t.Host, IP: t.Addr.Addr().String()}
-		sys.Send(self, &delivered{result: res, alive: conn.Alive()})
+		alive := conn.Alive()
+		box.put(conn)
+		sys.Send(self, &delivered{result: res, alive: alive})
 	}()
 }
 
@@ -244,8 +296,7 @@ func (c *connectionActor) onDelivered(ctx actor.Context, m *delivered) {
 
 // close says QUIT off the mailbox; the session is not used again.
 func (c *connectionActor) close() {
-	if conn := c.conn; conn != nil {
-		c.conn = nil
+	if conn := c.box.take(); conn != nil {
 		go func() { _ = conn.Close() }()
 	}
 }

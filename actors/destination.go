@@ -36,6 +36,10 @@ type destinationActor struct {
 	conns     map[string]*connRef // by pid id
 	idleGen   uint64
 	idleArmed bool
+	holdUntil time.Time // after a failed dial: no new connection before this
+	holdArmed bool      // a wake is set for holdUntil
+	stopping  bool      // stopping: no new children
+	draining  bool      // the engine drains: no new connection
 }
 
 // connRef is the destination's view of one connection actor.
@@ -53,7 +57,16 @@ type resolved struct {
 	err     bool
 }
 
-type idleTick struct{ gen uint64 }
+type (
+	idleTick struct{ gen uint64 }
+	connGone struct{ pid *actor.PID }
+	wake     struct{}
+)
+
+// dialHold is how long a destination adds no connection after a dial
+// failed while other connections were up: a server that limits
+// connections is not hammered.
+const dialHold = 10 * time.Second
 
 func newDestination(d *Deps, qcfg config.VirtualQueue, key, routeName string, route config.Route, domain string) *destinationActor {
 	return &destinationActor{deps: d, qcfg: qcfg, key: key, routeName: routeName, route: route, domain: domain,
@@ -76,12 +89,29 @@ func (d *destinationActor) Receive(ctx actor.Context) {
 		d.onConnDone(ctx, m)
 	case *actor.Terminated:
 		d.onTerminated(ctx, m.Who)
+	case *connGone:
+		d.onConnGone(ctx, m.pid)
+	case *wake:
+		d.holdArmed = false
+		d.dispatch(ctx)
 	case *idleTick:
 		d.onIdleTick(ctx, m)
+	case *returnReady:
+		d.draining = true
+		for _, j := range d.ready {
+			ctx.Send(ctx.Parent(), &notAttempted{job: j})
+		}
+		clear(d.ready)
+		d.ready = d.ready[:0]
+	case *actor.Stopping:
+		d.stopping = true
 	}
 }
 
 func (d *destinationActor) dispatch(ctx actor.Context) {
+	if d.stopping {
+		return
+	}
 	if len(d.ready) == 0 {
 		d.checkIdle(ctx)
 		return
@@ -98,6 +128,17 @@ func (d *destinationActor) dispatch(ctx actor.Context) {
 		case c.idle && len(d.ready) > 0:
 			d.give(ctx, c)
 		}
+	}
+	if d.draining {
+		return
+	}
+	if wait := time.Until(d.holdUntil); wait > 0 {
+		if !d.holdArmed {
+			d.holdArmed = true
+			self, sys := ctx.Self(), ctx.ActorSystem().Root
+			time.AfterFunc(wait, func() { sys.Send(self, &wake{}) })
+		}
+		return
 	}
 	for len(d.ready) > dialing && len(d.conns) < d.qcfg.DestinationConnections {
 		d.spawnConn(ctx)
@@ -193,15 +234,23 @@ func (d *destinationActor) onConnReady(ctx actor.Context, pid *actor.PID) {
 func (d *destinationActor) onConnFailed(ctx actor.Context, m *connFailed) {
 	delete(d.conns, m.pid.Id)
 	ctx.Stop(m.pid)
+	up, dialing := 0, 0
 	for _, c := range d.conns {
 		if c.up {
-			d.dispatch(ctx)
-			return
+			up++
+		} else {
+			dialing++
 		}
 	}
-	d.targets = nil // resolve again on the next attempt
-	d.failReady(ctx, m.reply, "", "")
-	d.checkIdle(ctx)
+	switch {
+	case up > 0:
+		d.holdUntil = time.Now().Add(dialHold)
+		d.dispatch(ctx)
+	case dialing == 0:
+		d.targets = nil // resolve again on the next attempt
+		d.failReady(ctx, m.reply, "", "")
+		d.checkIdle(ctx)
+	}
 }
 
 func (d *destinationActor) onConnDone(ctx actor.Context, m *connDone) {
@@ -220,9 +269,21 @@ func (d *destinationActor) onConnDone(ctx actor.Context, m *connDone) {
 	}
 }
 
-// onTerminated: a connection actor stopped. A job it still held is
-// reported as a temporary failure.
+// onTerminated: a connection actor the destination did not stop has
+// crashed. It gets no more work; what it reported before it died is still
+// in the mailbox (Terminated overtakes it), so the rest waits for connGone.
 func (d *destinationActor) onTerminated(ctx actor.Context, who *actor.PID) {
+	c := d.conns[who.Id]
+	if c == nil || d.stopping {
+		return
+	}
+	c.idle = false
+	ctx.Send(ctx.Self(), &connGone{pid: who})
+}
+
+// onConnGone reports the crashed connection's job, if it had one, as a
+// temporary failure.
+func (d *destinationActor) onConnGone(ctx actor.Context, who *actor.PID) {
 	c := d.conns[who.Id]
 	if c == nil {
 		return
@@ -234,14 +295,25 @@ func (d *destinationActor) onTerminated(ctx actor.Context, who *actor.PID) {
 	d.dispatch(ctx)
 }
 
+// armIdle sets a timer for when the longest-idle connection reaches the
+// idle timeout.
 func (d *destinationActor) armIdle(ctx actor.Context) {
-	if d.idleArmed {
+	if d.idleArmed || d.stopping {
+		return
+	}
+	var oldest time.Time
+	for _, c := range d.conns {
+		if c.idle && (oldest.IsZero() || c.idleSince.Before(oldest)) {
+			oldest = c.idleSince
+		}
+	}
+	if oldest.IsZero() {
 		return
 	}
 	d.idleArmed = true
 	d.idleGen++
 	gen, self, sys := d.idleGen, ctx.Self(), ctx.ActorSystem().Root
-	time.AfterFunc(d.qcfg.IdleTimeout, func() { sys.Send(self, &idleTick{gen: gen}) })
+	time.AfterFunc(time.Until(oldest.Add(d.qcfg.IdleTimeout)), func() { sys.Send(self, &idleTick{gen: gen}) })
 }
 
 // onIdleTick closes connections idle for the idle timeout.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -42,9 +43,11 @@ type Deps struct {
 
 // Engine is a running actor tree.
 type Engine struct {
-	system *actor.ActorSystem
-	root   *actor.PID
-	deps   *Deps
+	system   *actor.ActorSystem
+	root     *actor.PID
+	deps     *Deps
+	stopOnce sync.Once
+	stopErr  error
 }
 
 // Start builds the actor tree. It delivers nothing until messages arrive
@@ -61,7 +64,11 @@ func Start(deps Deps) (*Engine, error) {
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 		return slog.New(levelFloor{sysLog.Handler(), slog.LevelWarn})
 	}))
-	props := actor.PropsFromProducer(func() actor.Actor { return newRoot(d) },
+	starts := 0
+	props := actor.PropsFromProducer(func() actor.Actor {
+		starts++
+		return newRoot(d, starts > 1)
+	},
 		actor.WithSupervisor(actor.NewOneForOneStrategy(10, time.Minute, restartDecider)))
 	root, err := system.Root.SpawnNamed(props, "root")
 	if err != nil {
@@ -96,6 +103,11 @@ func (e *Engine) Recover() (int, error) {
 // finish and have their outcome journaled until ctx ends; then every actor
 // stops. Deliveries cut short are retried after the next start.
 func (e *Engine) Stop(ctx context.Context) error {
+	e.stopOnce.Do(func() { e.stopErr = e.stop(ctx) })
+	return e.stopErr
+}
+
+func (e *Engine) stop(ctx context.Context) error {
 	done := make(chan struct{})
 	e.system.Root.Send(e.root, &messages.Drain{Done: done})
 	var err error

@@ -13,10 +13,9 @@ import (
 // queueActor owns one virtual queue: the recipients placed in it, when each
 // is due, the jobs in flight and the queue's concurrency budget.
 type queueActor struct {
-	deps    *Deps
-	name    string
-	cfg     config.VirtualQueue
-	restart bool
+	deps *Deps
+	name string
+	cfg  config.VirtualQueue
 
 	msgs       map[messages.MsgID]*qmsg
 	due        dueHeap
@@ -29,8 +28,17 @@ type queueActor struct {
 	inFlight   int // jobs sent to destinations, no result yet
 	persisting int // journal writes in flight
 	seq        uint64
-	draining   bool          // no new job starts
-	drainDone  chan struct{} // closed when draining and nothing is in flight
+
+	// While a restarted queue reloads from the journal, and for a while
+	// after, the messages it finished are remembered: the replay reads an
+	// older snapshot, and a live enqueue may come after the replay's copy
+	// was delivered. Neither may bring a finished message back.
+	reloading bool
+	finished  map[messages.MsgID]bool
+
+	stopping  bool          // restarting or stopping: no new children
+	draining  bool          // no new job starts
+	drainDone chan struct{} // closed when draining and nothing is in flight
 }
 
 // qmsg is a message as its queue holds it.
@@ -40,6 +48,8 @@ type qmsg struct {
 	shared    bool
 	busy      []bool    // by recipient index: in a job or being journaled
 	scheduled time.Time // due time of this message's heap entry; zero if none
+	writing   bool      // a journal write of this message is in flight
+	waiting   []*persisted
 }
 
 // destRef is the queue's view of one destination actor.
@@ -49,49 +59,86 @@ type destRef struct {
 	domain      string
 	pid         *actor.PID
 	ready       []*messages.Job
-	outstanding map[uint64]*messages.Job
+	outstanding map[uint64]sent
+	credit      int  // jobs it may hold: grows while it delivers, back to 2 when it cannot connect
 	listed      bool // in readyDests
 }
 
-type tick struct{ gen uint64 }
-
-// persisted reports a journal write of job outcomes.
-type persisted struct {
-	m       *qmsg
-	events  []deliverylog.Event
-	indices []uint32
-	done    bool // every recipient this queue owns is final
+// sent is a job handed to a destination actor.
+type sent struct {
+	job *messages.Job
+	pid *actor.PID
 }
 
+// Messages a queue actor sends itself. owner tells this incarnation's
+// messages from those of an incarnation that crashed.
+type (
+	tick struct {
+		owner *queueActor
+		gen   uint64
+	}
+	destGone     struct{ pid *actor.PID }
+	notAttempted struct{ job *messages.Job }
+	returnReady  struct{}
+	forget       struct{ owner *queueActor }
+)
+
+// forgetAfter is how long after a reload finished messages are remembered.
+const forgetAfter = time.Minute
+
 func newQueue(d *Deps, name string, cfg config.VirtualQueue, restart bool) *queueActor {
-	return &queueActor{deps: d, name: name, cfg: cfg, restart: restart,
+	q := &queueActor{deps: d, name: name, cfg: cfg, reloading: restart,
 		msgs: map[messages.MsgID]*qmsg{}, dests: map[string]*destRef{}, byPID: map[string]string{}}
+	if restart {
+		q.finished = map[messages.MsgID]bool{}
+	}
+	return q
 }
 
 // Receive runs on the queue actor's goroutine.
 func (q *queueActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
-		if q.restart {
-			q.deps.Logger.Warn("queue actor restarted; reloading from the journal", "queue", q.name)
+		if q.reloading {
+			q.deps.Logger.Warn("queue actor (re)started; reloading from the journal", "queue", q.name)
 			ctx.Send(ctx.Parent(), &reload{queue: q.name})
 		}
 	case *messages.QueueWork:
 		q.add(ctx, m)
+	case *reloadDone:
+		q.reloading = false
+		f, self, sys := &forget{owner: q}, ctx.Self(), ctx.ActorSystem().Root
+		time.AfterFunc(forgetAfter, func() { sys.Send(self, f) })
+	case *forget:
+		if m.owner == q {
+			q.finished = nil
+		}
 	case *tick:
-		q.onTick(ctx, m)
+		if m.owner == q {
+			q.onTick(ctx, m)
+		}
 	case *messages.JobResult:
 		q.onResult(ctx, m)
+	case *notAttempted:
+		q.onNotAttempted(m.job)
 	case *persisted:
-		q.onPersisted(ctx, m)
+		if m.owner == q {
+			q.onPersisted(ctx, m)
+		}
 	case *messages.DestinationIdle:
 		q.onIdle(ctx, m.Dest)
 	case *actor.Terminated:
-		q.onTerminated(ctx, m.Who)
+		if !q.stopping {
+			// Results the destination sent before it died are still in
+			// the mailbox (Terminated overtakes them): act after them.
+			ctx.Send(ctx.Self(), &destGone{pid: m.Who})
+		}
+	case *destGone:
+		q.onDestGone(ctx, m.pid)
 	case *messages.Drain:
-		q.draining, q.drainDone = true, m.Done
-		q.checkDrained()
-	case *actor.Stopping:
+		q.startDrain(ctx, m.Done)
+	case *actor.Restarting, *actor.Stopping:
+		q.stopping = true
 		if q.timer != nil {
 			q.timer.Stop()
 		}
@@ -101,6 +148,9 @@ func (q *queueActor) Receive(ctx actor.Context) {
 func (q *queueActor) add(ctx actor.Context, w *messages.QueueWork) {
 	if _, dup := q.msgs[w.Env.ID]; dup {
 		return // a reload raced with a live enqueue
+	}
+	if q.finished[w.Env.ID] {
+		return // finished since the restart: a stale copy
 	}
 	m := &qmsg{env: w.Env, mine: w.Rcpts, shared: w.Shared, busy: make([]bool, len(w.Env.Rcpts))}
 	q.msgs[w.Env.ID] = m
@@ -116,8 +166,7 @@ func (q *queueActor) add(ctx actor.Context, w *messages.QueueWork) {
 // message back on the heap for the earliest recipient not yet due.
 func (q *queueActor) schedule(ctx actor.Context, m *qmsg, now time.Time) {
 	var next time.Time
-	var due []uint32
-	var expired []uint32
+	var due, expired []uint32
 	for _, i := range m.mine {
 		rc := &m.env.Rcpts[i]
 		if rc.Status.Final() || m.busy[i] {
@@ -135,7 +184,7 @@ func (q *queueActor) schedule(ctx actor.Context, m *qmsg, now time.Time) {
 	if len(expired) > 0 {
 		q.expire(ctx, m, expired)
 	}
-	if len(due) > 0 {
+	if len(due) > 0 && !q.draining {
 		q.makeJobs(ctx, m, due)
 	}
 	if !next.IsZero() && (m.scheduled.IsZero() || next.Before(m.scheduled)) {
@@ -165,17 +214,19 @@ func (q *queueActor) makeJobs(ctx actor.Context, m *qmsg, due []uint32) {
 			q.destRef(key, route, domain)
 		}
 		j.Rcpts = append(j.Rcpts, messages.JobRcpt{Index: rc.Index, Addr: rc.Addr, Notify: rc.Notify, ORcpt: rc.ORcpt})
-		if rc.Attempts+1 > j.Attempt {
-			j.Attempt = rc.Attempts + 1
-		}
+		j.Attempt = max(j.Attempt, rc.Attempts+1)
 	}
 	for _, j := range order {
-		d := q.dests[j.Dest]
-		d.ready = append(d.ready, j)
-		if !d.listed {
-			d.listed = true
-			q.readyDests = append(q.readyDests, d)
-		}
+		q.ready(q.dests[j.Dest], j)
+	}
+}
+
+// ready appends a job to its destination's ready list.
+func (q *queueActor) ready(d *destRef, j *messages.Job) {
+	d.ready = append(d.ready, j)
+	if !d.listed {
+		d.listed = true
+		q.readyDests = append(q.readyDests, d)
 	}
 }
 
@@ -207,7 +258,7 @@ func (q *queueActor) destination(env *messages.Envelope, rc *messages.Recipient)
 func (q *queueActor) destRef(key, route, domain string) *destRef {
 	d := q.dests[key]
 	if d == nil {
-		d = &destRef{key: key, route: route, domain: domain, outstanding: map[uint64]*messages.Job{}}
+		d = &destRef{key: key, route: route, domain: domain, outstanding: map[uint64]sent{}, credit: 2}
 		q.dests[key] = d
 	}
 	return d
@@ -227,14 +278,13 @@ func (q *queueActor) failLocal(ctx actor.Context, m *qmsg, i uint32, reply messa
 // pump sends ready jobs to destinations, round robin, within the queue's
 // concurrency and each destination's credit.
 func (q *queueActor) pump(ctx actor.Context) {
-	limit := 2 * q.cfg.DestinationConnections
-	for !q.draining && q.inFlight < q.cfg.Concurrency && len(q.readyDests) > 0 {
-		sent := false
+	for !q.draining && !q.stopping && q.inFlight < q.cfg.Concurrency && len(q.readyDests) > 0 {
+		sentAny := false
 		kept := q.readyDests[:0]
 		for _, d := range q.readyDests {
-			if len(d.ready) > 0 && len(d.outstanding) < limit && q.inFlight < q.cfg.Concurrency {
+			if len(d.ready) > 0 && len(d.outstanding) < d.credit && q.inFlight < q.cfg.Concurrency {
 				q.send(ctx, d)
-				sent = true
+				sentAny = true
 			}
 			if len(d.ready) > 0 {
 				kept = append(kept, d)
@@ -244,7 +294,7 @@ func (q *queueActor) pump(ctx actor.Context) {
 		}
 		clear(q.readyDests[len(kept):])
 		q.readyDests = kept
-		if !sent {
+		if !sentAny {
 			return
 		}
 	}
@@ -257,7 +307,7 @@ func (q *queueActor) send(ctx actor.Context, d *destRef) {
 	if d.pid == nil {
 		d.pid = q.spawnDestination(ctx, d)
 	}
-	d.outstanding[j.Seq] = j
+	d.outstanding[j.Seq] = sent{job: j, pid: d.pid}
 	q.inFlight++
 	ctx.Send(d.pid, j)
 	q.deps.Delivery.Write(deliverylog.Event{Event: deliverylog.Attempt, MsgID: j.MsgID.String(),
@@ -295,7 +345,7 @@ func (q *queueActor) onTick(ctx actor.Context, t *tick) {
 
 // armTimer makes sure a tick arrives when the earliest entry is due.
 func (q *queueActor) armTimer(ctx actor.Context) {
-	if q.due.Len() == 0 {
+	if q.due.Len() == 0 || q.stopping {
 		return
 	}
 	at := q.due.peek().at
@@ -306,9 +356,9 @@ func (q *queueActor) armTimer(ctx actor.Context) {
 		q.timer.Stop()
 	}
 	q.timerGen++
-	gen, self, sys := q.timerGen, ctx.Self(), ctx.ActorSystem().Root
+	t, self, sys := &tick{owner: q, gen: q.timerGen}, ctx.Self(), ctx.ActorSystem().Root
 	q.timerAt = at
-	q.timer = time.AfterFunc(time.Until(at), func() { sys.Send(self, &tick{gen: gen}) })
+	q.timer = time.AfterFunc(time.Until(at), func() { sys.Send(self, t) })
 }
 
 func (q *queueActor) onIdle(ctx actor.Context, key string) {
@@ -321,30 +371,84 @@ func (q *queueActor) onIdle(ctx actor.Context, key string) {
 	delete(q.dests, key)
 }
 
-// onTerminated rebuilds after a destination actor crashed: its outstanding
-// jobs are ready again and a new actor is spawned when they are sent.
-func (q *queueActor) onTerminated(ctx actor.Context, who *actor.PID) {
+// onDestGone rebuilds after a destination actor crashed, once every result
+// it sent before has been read: the jobs it still held are ready again
+// under new sequence numbers (a late result for an old one is ignored).
+func (q *queueActor) onDestGone(ctx actor.Context, who *actor.PID) {
 	key, ok := q.byPID[who.Id]
-	if !ok || q.draining {
+	if !ok {
 		return
 	}
 	delete(q.byPID, who.Id)
 	d := q.dests[key]
-	if d == nil || d.pid == nil || d.pid.Id != who.Id {
+	if d == nil {
 		return
 	}
-	q.deps.Logger.Error("destination actor stopped unexpectedly; requeueing its jobs", "queue", q.name, "domain", d.domain, "jobs", len(d.outstanding))
-	d.pid = nil
-	for _, j := range d.outstanding {
-		d.ready = append(d.ready, j)
-		q.inFlight--
+	if d.pid != nil && d.pid.Id == who.Id {
+		d.pid = nil
 	}
-	clear(d.outstanding)
-	if len(d.ready) > 0 && !d.listed {
-		d.listed = true
-		q.readyDests = append(q.readyDests, d)
+	var lost []*messages.Job
+	for seq, s := range d.outstanding {
+		if s.pid.Id == who.Id {
+			lost = append(lost, s.job)
+			delete(d.outstanding, seq)
+			q.inFlight--
+		}
+	}
+	q.deps.Logger.Error("destination actor stopped unexpectedly", "queue", q.name, "domain", d.domain, "jobs", len(lost), "draining", q.draining)
+	for _, j := range lost {
+		if q.draining {
+			q.release(j)
+			continue
+		}
+		q.seq++
+		nj := *j
+		nj.Seq = q.seq
+		q.ready(d, &nj)
+	}
+	if d.pid == nil && len(d.ready) == 0 && len(d.outstanding) == 0 {
+		delete(q.dests, key)
 	}
 	q.pump(ctx)
+	q.checkDrained()
+}
+
+// release frees the recipients of a job that was never attempted; they
+// are due again at their old time (after a restart, for a drain).
+func (q *queueActor) release(j *messages.Job) {
+	m := q.msgs[j.MsgID]
+	if m == nil {
+		return
+	}
+	for _, r := range j.Rcpts {
+		m.busy[r.Index] = false
+	}
+}
+
+// startDrain stops new work and asks every destination to give back the
+// jobs no connection has started.
+func (q *queueActor) startDrain(ctx actor.Context, done chan struct{}) {
+	q.draining, q.drainDone = true, done
+	for _, d := range q.dests {
+		if d.pid != nil {
+			ctx.Send(d.pid, &returnReady{})
+		}
+	}
+	q.checkDrained()
+}
+
+func (q *queueActor) onNotAttempted(j *messages.Job) {
+	d := q.dests[j.Dest]
+	if d == nil {
+		return
+	}
+	if _, ok := d.outstanding[j.Seq]; !ok {
+		return
+	}
+	delete(d.outstanding, j.Seq)
+	q.inFlight--
+	q.release(j)
+	q.checkDrained()
 }
 
 func (q *queueActor) checkDrained() {

@@ -13,16 +13,33 @@ import (
 func (q *queueActor) onResult(ctx actor.Context, r *messages.JobResult) {
 	j := r.Job
 	d := q.dests[j.Dest]
-	if d == nil || d.outstanding[j.Seq] == nil {
+	if d == nil {
+		return
+	}
+	if _, ok := d.outstanding[j.Seq]; !ok {
 		return // requeued when its destination crashed; the retry reports
 	}
 	delete(d.outstanding, j.Seq)
 	q.inFlight--
+	d.credit = nextCredit(d.credit, 2*q.cfg.DestinationConnections, r.Replies)
 	if m := q.msgs[j.MsgID]; m != nil {
 		q.apply(ctx, m, r)
 	}
 	q.pump(ctx)
 	q.checkDrained()
+}
+
+// nextCredit is slow start for destinations: a destination that answers
+// may hold twice as many jobs, up to max; one that could not be reached
+// (no SMTP reply at all) goes back to 2, so a dead or tarpitting domain
+// cannot tie up the queue's concurrency.
+func nextCredit(credit, max int, replies []messages.Reply) int {
+	for _, r := range replies {
+		if r.Code != 0 {
+			return min(2*credit, max)
+		}
+	}
+	return 2
 }
 
 // apply computes the recipients' new states from a job's replies, changes
@@ -119,8 +136,23 @@ func (q *queueActor) event(env *messages.Envelope, rc *messages.Recipient, r *me
 }
 
 // persist journals the new states of p.indices in a goroutine; the
-// persisted message comes back when the write is synced.
+// persisted message comes back when the write is synced. Writes of one
+// message are serialized: the journal must never see an Update and the
+// message's Finish race.
 func (q *queueActor) persist(ctx actor.Context, m *qmsg, p *persisted) {
+	p.owner = q
+	q.persisting++
+	if m.writing {
+		m.waiting = append(m.waiting, p)
+		return
+	}
+	q.write(ctx, m, p)
+}
+
+// write starts the journal write of p, with the recipients' states as they
+// are now.
+func (q *queueActor) write(ctx actor.Context, m *qmsg, p *persisted) {
+	m.writing = true
 	p.done = true
 	for _, i := range m.mine {
 		if !m.env.Rcpts[i].Status.Final() {
@@ -137,7 +169,6 @@ func (q *queueActor) persist(ctx actor.Context, m *qmsg, p *persisted) {
 			states = append(states, m.env.Rcpts[i])
 		}
 	}
-	q.persisting++
 	self, sys, j, log := ctx.Self(), ctx.ActorSystem().Root, q.deps.Journal, q.deps.Logger
 	go func() {
 		var err error
@@ -158,15 +189,24 @@ func (q *queueActor) persist(ctx actor.Context, m *qmsg, p *persisted) {
 func (q *queueActor) onPersisted(ctx actor.Context, p *persisted) {
 	q.persisting--
 	m := p.m
+	m.writing = false
 	for _, i := range p.indices {
 		m.busy[i] = false
 	}
 	for _, ev := range p.events {
 		q.deps.Delivery.Write(ev)
 	}
+	if len(m.waiting) > 0 {
+		next := m.waiting[0]
+		m.waiting = m.waiting[1:]
+		q.write(ctx, m, next)
+	}
 	if p.done {
 		if q.msgs[m.env.ID] == m {
 			delete(q.msgs, m.env.ID)
+		}
+		if q.finished != nil {
+			q.finished[m.env.ID] = true
 		}
 		if m.shared {
 			ctx.Send(ctx.Parent(), &checkFinished{id: m.env.ID})
@@ -177,4 +217,13 @@ func (q *queueActor) onPersisted(ctx actor.Context, p *persisted) {
 		q.armTimer(ctx)
 	}
 	q.checkDrained()
+}
+
+// persisted reports a journal write of outcomes.
+type persisted struct {
+	owner   *queueActor // the incarnation that wrote it
+	m       *qmsg
+	events  []deliverylog.Event
+	indices []uint32
+	done    bool // every recipient this queue owns is final
 }

@@ -2,21 +2,28 @@ package actors
 
 import (
 	"sync"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
-	"github.com/mtad/mtad/expression"
+	"github.com/mtad/mtad/config"
 	"github.com/mtad/mtad/messages"
 )
 
-// rootActor is the dispatcher: it owns the queue actors, places each
-// recipient of a new message in the virtual queue its schedule names, and
-// deletes messages whose recipients were spread over several queues once
-// all of them are final.
+// respawnDelay is how long root waits before it replaces a queue actor
+// that its supervisor stopped after repeated crashes.
+const respawnDelay = 5 * time.Second
+
+// rootActor is the dispatcher: it owns the queue actors, hands each
+// message's recipients to the queues they were placed in, replays the
+// journal into a queue that restarted, and deletes messages whose
+// recipients were spread over several queues once all of them are final.
 type rootActor struct {
 	deps     *Deps
+	restart  bool // this incarnation replaces a crashed one
 	queues   map[string]*actor.PID
-	checking map[messages.MsgID]bool // finish checks running; root goroutine only
+	names    map[string]string // queue pid id -> name
+	checking map[messages.MsgID]bool
 	recheck  map[messages.MsgID]bool
 	draining bool
 }
@@ -28,11 +35,16 @@ type checkFinished struct{ id messages.MsgID }
 // checked reports the end of a finish check.
 type checked struct{ id messages.MsgID }
 
-// reload asks root to replay the journal into a restarted queue actor.
-type reload struct{ queue string }
+// reload asks root to replay the journal into a restarted queue actor;
+// reloadDone tells the queue the replay is complete.
+type (
+	reload     struct{ queue string }
+	reloadDone struct{}
+	respawn    struct{ queue string }
+)
 
-func newRoot(d *Deps) *rootActor {
-	return &rootActor{deps: d, queues: map[string]*actor.PID{},
+func newRoot(d *Deps, restart bool) *rootActor {
+	return &rootActor{deps: d, restart: restart, queues: map[string]*actor.PID{}, names: map[string]string{},
 		checking: map[messages.MsgID]bool{}, recheck: map[messages.MsgID]bool{}}
 }
 
@@ -40,7 +52,9 @@ func newRoot(d *Deps) *rootActor {
 func (r *rootActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
-		r.spawnQueues(ctx)
+		for name := range r.deps.Config.Queue.Virtual {
+			r.spawnQueue(ctx, name, r.restart)
+		}
 	case *messages.Enqueue:
 		r.dispatch(ctx, m.Env)
 	case *checkFinished:
@@ -53,34 +67,54 @@ func (r *rootActor) Receive(ctx actor.Context) {
 		}
 	case *reload:
 		r.startReload(ctx, m.queue)
+	case *respawn:
+		if !r.draining && r.queues[m.queue] == nil {
+			r.spawnQueue(ctx, m.queue, true)
+		}
 	case *messages.Drain:
 		r.drain(ctx, m)
 	case *actor.Terminated:
-		if r.draining {
-			return
-		}
-		r.deps.Logger.Error("queue actor stopped after repeated crashes; its mail is delivered after the next start", "pid", m.Who.Id)
+		r.onTerminated(ctx, m.Who)
 	}
 }
 
-func (r *rootActor) spawnQueues(ctx actor.Context) {
-	for name, cfg := range r.deps.Config.Queue.Virtual {
-		starts := 0
-		props := actor.PropsFromProducer(func() actor.Actor {
-			starts++
-			return newQueue(r.deps, name, cfg, starts > 1)
-		}, actor.WithSupervisor(actor.NewOneForOneStrategy(0, 0, stopDecider)))
-		pid, err := ctx.SpawnNamed(props, "q-"+name)
-		if err != nil {
-			r.deps.Logger.Error("spawn queue actor", "queue", name, "err", err)
-			continue
-		}
-		r.queues[name] = pid
+// spawnQueue starts a queue actor; restart makes its first incarnation
+// reload from the journal too (root itself, or the queue, was replaced).
+func (r *rootActor) spawnQueue(ctx actor.Context, name string, restart bool) {
+	cfg := r.deps.Config.Queue.Virtual[name]
+	starts := 0
+	props := actor.PropsFromProducer(func() actor.Actor {
+		starts++
+		return newQueue(r.deps, name, cfg, restart || starts > 1)
+	}, actor.WithSupervisor(actor.NewOneForOneStrategy(0, 0, stopDecider)))
+	pid, err := ctx.SpawnNamed(props, "q-"+name)
+	if err != nil {
+		r.deps.Logger.Error("spawn queue actor", "queue", name, "err", err)
+		return
 	}
+	r.queues[name] = pid
+	r.names[pid.Id] = name
 }
 
-// dispatch places each pending recipient of env in a queue and hands the
-// message to those queues.
+// onTerminated: the queue's supervisor (root's strategy) gave up after
+// repeated crashes. Its mail is in the journal; a new queue actor takes it
+// over after a pause.
+func (r *rootActor) onTerminated(ctx actor.Context, who *actor.PID) {
+	name, ok := r.names[who.Id]
+	if !ok {
+		return
+	}
+	delete(r.names, who.Id)
+	delete(r.queues, name)
+	if r.draining {
+		return
+	}
+	r.deps.Logger.Error("queue actor stopped after repeated crashes; replacing it", "queue", name, "after", respawnDelay)
+	self, sys := ctx.Self(), ctx.ActorSystem().Root
+	time.AfterFunc(respawnDelay, func() { sys.Send(self, &respawn{queue: name}) })
+}
+
+// dispatch hands a message to the queues its recipients were placed in.
 func (r *rootActor) dispatch(ctx actor.Context, env *messages.Envelope) {
 	groups := map[string][]uint32{}
 	for i := range env.Rcpts {
@@ -88,8 +122,8 @@ func (r *rootActor) dispatch(ctx actor.Context, env *messages.Envelope) {
 		if rc.Status.Final() {
 			continue
 		}
-		if _, ok := r.queues[rc.Queue]; !ok {
-			rc.Queue = r.queueFor(env, rc)
+		if !validQueue(r.deps.Config, rc.Queue) {
+			rc.Queue = placeRecipient(r.deps.Config, r.deps.Logger, env, rc)
 		}
 		groups[rc.Queue] = append(groups[rc.Queue], rc.Index)
 	}
@@ -99,26 +133,16 @@ func (r *rootActor) dispatch(ctx actor.Context, env *messages.Envelope) {
 		if shared {
 			e = cloneEnvelope(env)
 		}
-		ctx.Send(r.queues[name], &messages.QueueWork{Env: e, Rcpts: idx, Shared: shared})
+		r.send(ctx, name, &messages.QueueWork{Env: e, Rcpts: idx, Shared: shared})
 	}
 }
 
-// queueFor evaluates the schedule strategy for one recipient. An error at
-// run time (the configuration check catches all it can at load) puts the
-// recipient in the default queue, loudly.
-func (r *rootActor) queueFor(env *messages.Envelope, rc *messages.Recipient) string {
-	cfg := r.deps.Config
-	e := envFor(env, rc, "")
-	name, err := cfg.Queue.Strategy.Schedule.Eval(&e)
-	sched, ok := cfg.Queue.Schedule[name]
-	if err != nil || !ok {
-		r.deps.Logger.Error("schedule strategy failed; using queue default", "msgid", env.ID.String(), "rcpt", rc.Addr, "err", err, "schedule", name)
-		return "default"
+// send delivers to a queue; while a crashed queue waits to be replaced,
+// its work stays in the journal and comes back with the reload.
+func (r *rootActor) send(ctx actor.Context, queue string, w *messages.QueueWork) {
+	if pid := r.queues[queue]; pid != nil {
+		ctx.Send(pid, w)
 	}
-	if _, ok := r.queues[sched.Queue]; !ok {
-		return "default"
-	}
-	return sched.Queue
 }
 
 func (r *rootActor) startCheck(ctx actor.Context, id messages.MsgID) {
@@ -140,34 +164,50 @@ func (r *rootActor) startCheck(ctx actor.Context, id messages.MsgID) {
 	}()
 }
 
+// startReload replays the journal's pending recipients of one queue into
+// it, off root's mailbox, then tells it the replay is complete.
 func (r *rootActor) startReload(ctx actor.Context, queue string) {
-	pid, ok := r.queues[queue]
-	if !ok {
+	pid := r.queues[queue]
+	if pid == nil {
 		return
 	}
-	sys, j, log := ctx.ActorSystem().Root, r.deps.Journal, r.deps.Logger
+	sys, j, log, cfg := ctx.ActorSystem().Root, r.deps.Journal, r.deps.Logger, r.deps.Config
 	go func() {
 		err := j.Load(func(env *messages.Envelope) error {
-			var idx []uint32
-			shared := false
-			for _, rc := range env.Rcpts {
-				switch {
-				case rc.Status.Final():
-				case rc.Queue == queue:
-					idx = append(idx, rc.Index)
-				default:
-					shared = true
-				}
-			}
-			if len(idx) > 0 {
-				sys.Send(pid, &messages.QueueWork{Env: env, Rcpts: idx, Shared: shared})
+			if w := reloadWork(cfg, env, queue); w != nil {
+				sys.Send(pid, w)
 			}
 			return nil
 		})
 		if err != nil {
 			log.Error("reload of restarted queue failed", "queue", queue, "err", err)
 		}
+		sys.Send(pid, &reloadDone{})
 	}()
+}
+
+// reloadWork selects a journaled message's pending recipients of one queue.
+func reloadWork(cfg *config.Config, env *messages.Envelope, queue string) *messages.QueueWork {
+	var idx []uint32
+	shared := false
+	for i := range env.Rcpts {
+		rc := &env.Rcpts[i]
+		if rc.Status.Final() {
+			continue
+		}
+		if !validQueue(cfg, rc.Queue) {
+			rc.Queue = "default" // its queue is gone from the configuration
+		}
+		if rc.Queue == queue {
+			idx = append(idx, rc.Index)
+		} else {
+			shared = true
+		}
+	}
+	if len(idx) == 0 {
+		return nil
+	}
+	return &messages.QueueWork{Env: env, Rcpts: idx, Shared: shared, Reload: true}
 }
 
 func (r *rootActor) drain(ctx actor.Context, m *messages.Drain) {
@@ -186,16 +226,4 @@ func cloneEnvelope(e *messages.Envelope) *messages.Envelope {
 	c := *e
 	c.Rcpts = append([]messages.Recipient(nil), e.Rcpts...)
 	return &c
-}
-
-// envFor builds the expression context for one recipient.
-func envFor(env *messages.Envelope, rc *messages.Recipient, queue string) expression.Env {
-	return expression.Env{
-		Rcpt: rc.Addr, RcptDomain: messages.Domain(rc.Addr),
-		Sender: env.From, SenderDomain: messages.Domain(env.From),
-		Recipients: len(env.Rcpts), Priority: env.Priority, Size: env.Size,
-		RetryNum: rc.Attempts, NotifyNum: rc.NotifyNum, QueueName: queue,
-		LastError: rc.LastReply.Class, LastStatus: rc.LastReply.Code,
-		Source: env.Source, ReceivedFrom: env.ReceivedFromIP,
-	}
 }

@@ -49,7 +49,8 @@ type Log struct {
 	ch      chan Event
 	done    chan struct{}
 	dropped atomic.Int64
-	once    sync.Once
+	mu      sync.RWMutex // guards closed against Write racing Close
+	closed  bool
 	logger  *slog.Logger
 }
 
@@ -68,6 +69,12 @@ func (l *Log) Write(e Event) {
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.closed {
+		l.dropped.Add(1)
+		return
+	}
 	select {
 	case l.ch <- e:
 	default:
@@ -80,13 +87,18 @@ func (l *Log) Write(e Event) {
 // Dropped reports how many events were dropped because the buffer was full.
 func (l *Log) Dropped() int64 { return l.dropped.Load() }
 
-// Close writes what is buffered and stops the writer. Write must not be
-// called after Close.
+// Close writes what is buffered and stops the writer. A Write after Close
+// is counted as dropped.
 func (l *Log) Close() {
 	if l == nil {
 		return
 	}
-	l.once.Do(func() { close(l.ch) })
+	l.mu.Lock()
+	if !l.closed {
+		l.closed = true
+		close(l.ch)
+	}
+	l.mu.Unlock()
 	<-l.done
 }
 

@@ -19,6 +19,7 @@ type QueueWork struct {
 	Env    *Envelope
 	Rcpts  []uint32
 	Shared bool
+	Reload bool // replayed from the journal into a restarted queue
 }
 
 // JobRcpt is one recipient of a delivery job.

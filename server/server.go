@@ -187,6 +187,7 @@ func (a *acceptor) NextID() messages.MsgID { return a.s.journal.NextID() }
 
 // Accept returns when the message is durable; the engine owns env after.
 func (a *acceptor) Accept(env *messages.Envelope, body []byte) error {
+	a.s.engine.Place(env)
 	if err := a.s.journal.Accept(env, body); err != nil {
 		return err
 	}

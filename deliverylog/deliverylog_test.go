@@ -1,0 +1,58 @@
+package deliverylog
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestWritesJSONLines(t *testing.T) {
+	var buf bytes.Buffer
+	l := New(&buf, 16, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	from := ""
+	l.Write(Event{Event: Delivered, MsgID: "0000000000000001", Rcpt: "a@b.test", Sender: &from, Code: 250, Attempt: 1})
+	l.Write(Event{Event: Deferred, MsgID: "0000000000000002", NextTry: time.Unix(100, 0).UTC()})
+	l.Close()
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("got %d lines: %q", len(lines), buf.String())
+	}
+	var e Event
+	if err := json.Unmarshal([]byte(lines[0]), &e); err != nil || e.Event != Delivered || e.Time.IsZero() || e.Sender == nil || *e.Sender != "" {
+		t.Errorf("first line %s: %+v %v", lines[0], e, err)
+	}
+	if !strings.Contains(lines[1], `"next_attempt":"1970-01-01T00:01:40Z"`) || strings.Contains(lines[0], "next_attempt") {
+		t.Errorf("next_attempt wrong: %s / %s", lines[0], lines[1])
+	}
+}
+
+// A full buffer drops instead of blocking, and Write after Close is safe.
+func TestNeverBlocksAndSafeAfterClose(t *testing.T) {
+	pr, pw := io.Pipe() // nobody reads: the writer goroutine blocks
+	l := New(pw, 2, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	for range 10 {
+		l.Write(Event{Event: Attempt})
+	}
+	if l.Dropped() == 0 {
+		t.Errorf("nothing dropped with a blocked writer and a buffer of 2")
+	}
+	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 100 {
+				l.Write(Event{Event: Attempt})
+			}
+		}()
+	}
+	l.Close()
+	wg.Wait()
+	l.Write(Event{Event: Attempt})
+}
