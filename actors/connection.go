@@ -47,13 +47,13 @@ type connectionActor struct {
 // while a goroutine holds it (its result then goes to dead letters).
 type sessionBox struct {
 	mu      sync.Mutex
-	conn    *outbound.Conn // nil while a goroutine holds it
+	conn    session // nil while a goroutine holds it
 	stopped bool
 }
 
 // put returns the session after I/O; if the actor stopped meanwhile, the
 // session is closed instead.
-func (b *sessionBox) put(conn *outbound.Conn) {
+func (b *sessionBox) put(conn session) {
 	b.mu.Lock()
 	stopped := b.stopped
 	if !stopped {
@@ -66,7 +66,7 @@ func (b *sessionBox) put(conn *outbound.Conn) {
 }
 
 // take hands the session out for I/O or closing; nil if there is none.
-func (b *sessionBox) take() *outbound.Conn {
+func (b *sessionBox) take() session {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	c := b.conn
@@ -75,7 +75,7 @@ func (b *sessionBox) take() *outbound.Conn {
 }
 
 // stop marks the actor gone and returns the session if it is not out.
-func (b *sessionBox) stop() *outbound.Conn {
+func (b *sessionBox) stop() session {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.stopped = true
@@ -142,7 +142,15 @@ func (c *connectionActor) dial(ctx actor.Context) {
 	deps, route, domain := c.deps, c.route, c.domain
 	opts := func(t outbound.Target) outbound.Options { return connOptions(deps, route, domain, t) }
 	go func() {
-		conn, reply := dialTargets(cctx, targets, opts)
+		var conn session
+		var reply messages.Reply
+		if route.Type == config.RouteLocal && route.LMTP == "" {
+			conn = newMaildirSession(deps, deps.Config.MaildirPath(route))
+		} else if oc, r := dialTargets(cctx, targets, opts); oc != nil {
+			conn = netSession{oc}
+		} else {
+			reply = r
+		}
 		box.put(conn)
 		sys.Send(self, &dialed{ok: conn != nil, reply: reply})
 	}()
@@ -189,16 +197,25 @@ func connOptions(deps *Deps, route config.Route, domain string, t outbound.Targe
 		deps.Logger.Error("connection strategy failed; using connection default", "domain", domain, "mx", t.Host, "err", err, "connection", name)
 		cs = cfg.Queue.Connection["default"]
 	}
-	host := cs.EHLOHostname
+	src := sourceIP(cs.SourceIPs, t.Addr.Addr())
+	host := cs.EHLOHostnames[src]
+	if host == "" {
+		host = cs.EHLOHostname
+	}
 	if host == "" {
 		host = cfg.Server.Hostname
+	}
+	var auth *outbound.Auth
+	if route.Auth != nil {
+		auth = &outbound.Auth{Username: route.Auth.Username, Password: route.Auth.Secret, Mechanisms: route.Auth.Mechanisms}
 	}
 	to := cs.Timeout
 	return outbound.Options{
 		Hostname:    host,
-		LocalAddr:   sourceIP(cs.SourceIPs, t.Addr.Addr()),
+		Auth:        auth,
+		LocalAddr:   src,
 		Timeouts:    outbound.Timeouts{Connect: to.Connect, Greeting: to.Greeting, EHLO: to.EHLO, MailFrom: to.MailFrom, RcptTo: to.RcptTo, Data: to.Data},
-		LMTP:        route.Protocol == "lmtp",
+		LMTP:        route.Protocol == "lmtp" || route.Type == config.RouteLocal,
 		ImplicitTLS: route.ImplicitTLS,
 	}
 }
@@ -228,7 +245,7 @@ func (c *connectionActor) onDialed(ctx actor.Context, m *dialed) {
 }
 
 func (c *connectionActor) deliver(ctx actor.Context, j *messages.Job) {
-	var conn *outbound.Conn
+	var conn session
 	if !c.busy {
 		conn = c.box.take()
 	}
@@ -246,7 +263,9 @@ func (c *connectionActor) deliver(ctx actor.Context, j *messages.Job) {
 	go func() {
 		replies := deliverJob(cctx, conn, journal, j)
 		t := conn.Target()
-		res := &messages.JobResult{Job: j, Replies: replies, Host: t.Host, IP: t.Addr.Addr().String()}
+		res := &messages.JobResult{Job: j, Replies: replies, Host: t.Host, IP: ipOf(t)}
+		_, res.RemoteDSN = conn.Extensions()["DSN"]
+		res.Local = conn.Local()
 		alive := conn.Alive()
 		box.put(conn)
 		sys.Send(self, &delivered{result: res, alive: alive})
@@ -255,7 +274,7 @@ func (c *connectionActor) deliver(ctx actor.Context, j *messages.Job) {
 
 // deliverJob runs one transaction; it always returns one reply per
 // recipient.
-func deliverJob(ctx context.Context, conn *outbound.Conn, j journalBody, job *messages.Job) []messages.Reply {
+func deliverJob(ctx context.Context, conn session, j journalBody, job *messages.Job) []messages.Reply {
 	body, err := j.Body(job.MsgID)
 	if err != nil {
 		return failedResult(job, messages.Reply{Text: fmt.Sprintf("reading the message from the journal: %v", err), Class: "journal"}, "", "").Replies

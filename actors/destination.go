@@ -54,7 +54,7 @@ type connRef struct {
 type resolved struct {
 	targets []outbound.Target
 	reply   messages.Reply
-	err     bool
+	err     error
 }
 
 type (
@@ -179,7 +179,7 @@ func (d *destinationActor) resolve(ctx actor.Context) {
 		t, err := resolveTargets(c, res, route, domain)
 		m := &resolved{targets: t}
 		if err != nil {
-			m.err, m.reply = true, dnsReply(err)
+			m.err, m.reply = err, dnsReply(err)
 		}
 		sys.Send(self, m)
 	}()
@@ -187,8 +187,8 @@ func (d *destinationActor) resolve(ctx actor.Context) {
 
 func (d *destinationActor) onResolved(ctx actor.Context, m *resolved) {
 	d.resolving = false
-	if m.err {
-		d.deps.Logger.Info("destination unresolved", "domain", d.domain, "route", d.routeName, "err", m.reply.Text)
+	if m.err != nil {
+		d.deps.Logger.Info("destination unresolved", "domain", d.domain, "route", d.routeName, "err", m.err)
 		d.failReady(ctx, m.reply, "", "")
 		d.checkIdle(ctx)
 		return
@@ -350,16 +350,13 @@ func (d *destinationActor) checkIdle(ctx actor.Context) {
 
 // resolveTargets turns a route into the ordered list of addresses to try.
 func resolveTargets(ctx context.Context, res Resolver, route config.Route, domain string) ([]outbound.Target, error) {
-	if route.Type == config.RouteRelay {
-		host, port, err := config.SplitHostPort(route.Address, route.Port)
-		if err != nil {
-			return nil, err
-		}
-		ips, err := res.LookupIP(ctx, host, resolver.IPv4ThenIPv6)
-		if err != nil {
-			return nil, err
-		}
-		return targetsFor(host, ips, port, len(ips)), nil
+	switch {
+	case route.Type == config.RouteLocal && route.LMTP == "":
+		return []outbound.Target{{Host: "maildir"}}, nil
+	case route.Type == config.RouteLocal:
+		return hostTargets(ctx, res, route.LMTP, 24)
+	case route.Type == config.RouteRelay:
+		return hostTargets(ctx, res, route.Address, route.Port)
 	}
 	mxs, err := res.LookupMX(ctx, domain)
 	if err != nil {
@@ -383,6 +380,19 @@ func resolveTargets(ctx context.Context, res Resolver, route config.Route, domai
 		return nil, firstErr
 	}
 	return out, nil
+}
+
+// hostTargets resolves a relay or LMTP server given as host or host:port.
+func hostTargets(ctx context.Context, res Resolver, addr string, defPort int) ([]outbound.Target, error) {
+	host, port, err := config.SplitHostPort(addr, defPort)
+	if err != nil {
+		return nil, err
+	}
+	ips, err := res.LookupIP(ctx, host, resolver.IPv4ThenIPv6)
+	if err != nil {
+		return nil, err
+	}
+	return targetsFor(host, ips, port, len(ips)), nil
 }
 
 func targetsFor(host string, ips []netip.Addr, port, max int) []outbound.Target {
@@ -409,10 +419,29 @@ func preferTemporary(have, next error) error {
 	return have
 }
 
+// dnsReply turns a resolution failure into the reply recorded for the
+// recipients. Its text may reach the sender in a DSN, so it names the
+// domain and the kind of failure, never our resolver's address.
 func dnsReply(err error) messages.Reply {
 	var re *resolver.Error
-	if errors.As(err, &re) {
-		return messages.Reply{Code: re.Code, Enhanced: re.Enhanced, Text: err.Error(), Class: "dns"}
+	if !errors.As(err, &re) {
+		return messages.Reply{Text: "address lookup failed", Class: "dns"}
 	}
-	return messages.Reply{Text: err.Error(), Class: "dns"}
+	kind := "DNS lookup failed, will retry"
+	for _, k := range []struct {
+		err  error
+		text string
+	}{
+		{resolver.ErrNullMX, "the domain accepts no mail (null MX)"},
+		{resolver.ErrNoSuchDomain, "the domain does not exist"},
+		{resolver.ErrNoAddress, "the mail server has no address"},
+		{resolver.ErrInvalidName, "invalid domain name"},
+		{resolver.ErrServerFailure, "DNS server failure, will retry"},
+	} {
+		if errors.Is(err, k.err) {
+			kind = k.text
+			break
+		}
+	}
+	return messages.Reply{Code: re.Code, Enhanced: re.Enhanced, Text: "lookup " + re.Name + ": " + kind, Class: "dns"}
 }

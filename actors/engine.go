@@ -19,6 +19,8 @@ import (
 
 // Journal is what the engine needs of the journal.
 type Journal interface {
+	NextID() messages.MsgID
+	Accept(env *messages.Envelope, body []byte) error
 	Body(id messages.MsgID) ([]byte, error)
 	Update(id messages.MsgID, rcpts []messages.Recipient) error
 	Finish(id messages.MsgID, nrcpts int) error

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"log/slog"
+	"time"
 
 	"github.com/mtad/mtad/config"
 	"github.com/mtad/mtad/expression"
@@ -50,5 +51,6 @@ func envFor(env *messages.Envelope, rc *messages.Recipient, queue string) expres
 		RetryNum: rc.Attempts, NotifyNum: rc.NotifyNum, QueueName: queue,
 		LastError: rc.LastReply.Class, LastStatus: rc.LastReply.Code,
 		Source: env.Source, ReceivedFrom: env.ReceivedFromIP,
+		QueueAge: int64(time.Since(env.Arrival) / time.Second),
 	}
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/mtad/mtad/config"
 	"github.com/mtad/mtad/deliverylog"
+	"github.com/mtad/mtad/dsn"
 	"github.com/mtad/mtad/messages"
 )
 
@@ -146,11 +147,12 @@ func (q *queueActor) Receive(ctx actor.Context) {
 }
 
 func (q *queueActor) add(ctx actor.Context, w *messages.QueueWork) {
-	if _, dup := q.msgs[w.Env.ID]; dup {
-		return // a reload raced with a live enqueue
-	}
 	if q.finished[w.Env.ID] {
 		return // finished since the restart: a stale copy
+	}
+	if m := q.msgs[w.Env.ID]; m != nil {
+		q.merge(ctx, m, w)
+		return
 	}
 	m := &qmsg{env: w.Env, mine: w.Rcpts, shared: w.Shared, busy: make([]bool, len(w.Env.Rcpts))}
 	q.msgs[w.Env.ID] = m
@@ -162,27 +164,69 @@ func (q *queueActor) add(ctx actor.Context, w *messages.QueueWork) {
 	q.armTimer(ctx)
 }
 
-// schedule turns the message's due recipients into jobs and puts the
-// message back on the heap for the earliest recipient not yet due.
+// merge adds recipients of a message the queue already holds: moved here
+// from another queue. Recipients it owns already (a reload racing a live
+// enqueue) are left as they are.
+func (q *queueActor) merge(ctx actor.Context, m *qmsg, w *messages.QueueWork) {
+	owned := map[uint32]bool{}
+	for _, i := range m.mine {
+		owned[i] = true
+	}
+	added := false
+	for _, i := range w.Rcpts {
+		if !owned[i] {
+			m.env.Rcpts[i] = w.Env.Rcpts[i]
+			m.mine = append(m.mine, i)
+			added = true
+		}
+	}
+	if !added {
+		return
+	}
+	m.shared = m.shared || w.Shared
+	q.schedule(ctx, m, time.Now())
+	q.pump(ctx)
+	q.armTimer(ctx)
+}
+
+// schedule turns the message's due recipients into jobs, fails those past
+// their expiry, sends delayed DSNs that are due, and puts the message back
+// on the heap for the earliest of its next attempts and notifications.
 func (q *queueActor) schedule(ctx actor.Context, m *qmsg, now time.Time) {
 	var next time.Time
-	var due, expired []uint32
+	var due, expired, delayed []uint32
+	later := func(t time.Time) {
+		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
 	for _, i := range m.mine {
 		rc := &m.env.Rcpts[i]
 		if rc.Status.Final() || m.busy[i] {
 			continue
 		}
-		switch {
-		case q.expiredAt(m.env, rc, now):
+		s := q.scheduleOf(m.env, rc)
+		if rc.Attempts > 0 && s.Expire > 0 && !now.Before(m.env.Arrival.Add(s.Expire)) {
 			expired = append(expired, i)
+			continue
+		}
+		notify, nextNotify := notifyDue(m.env, rc, s, now)
+		switch {
+		case notify:
+			delayed = append(delayed, i)
+			continue
 		case !rc.NextAttempt.After(now):
 			due = append(due, i)
-		case next.IsZero() || rc.NextAttempt.Before(next):
-			next = rc.NextAttempt
+		default:
+			later(rc.NextAttempt)
 		}
+		later(nextNotify)
 	}
 	if len(expired) > 0 {
 		q.expire(ctx, m, expired)
+	}
+	if len(delayed) > 0 {
+		q.notifyDelay(ctx, m, delayed)
 	}
 	if len(due) > 0 && !q.draining {
 		q.makeJobs(ctx, m, due)
@@ -191,6 +235,19 @@ func (q *queueActor) schedule(ctx actor.Context, m *qmsg, now time.Time) {
 		m.scheduled = next
 		q.due.push(dueEntry{at: next, id: m.env.ID})
 	}
+}
+
+// notifyDelay sends a delayed DSN for recipients whose notify time came.
+func (q *queueActor) notifyDelay(ctx actor.Context, m *qmsg, idx []uint32) {
+	p := &persisted{m: m}
+	for _, i := range idx {
+		rc := &m.env.Rcpts[i]
+		m.busy[i] = true
+		rc.NotifyNum++
+		wantNotice(p, m.env, rc, dsn.Delayed, "")
+		p.indices = append(p.indices, i)
+	}
+	q.persist(ctx, m, p)
 }
 
 // makeJobs groups due recipients by destination, one job per destination.
@@ -241,6 +298,9 @@ func newJob(seq uint64, queue, key string, env *messages.Envelope) *messages.Job
 func (q *queueActor) destination(env *messages.Envelope, rc *messages.Recipient) (key, route, domain string, reply messages.Reply) {
 	cfg := q.deps.Config
 	e := envFor(env, rc, q.name)
+	if s := q.scheduleOf(env, rc); s.Expire > 0 {
+		e.ExpiresIn = int64(time.Until(env.Arrival.Add(s.Expire)) / time.Second)
+	}
 	route, err := cfg.Queue.Strategy.Route.Eval(&e)
 	if err != nil {
 		return "", "", "", messages.Reply{Text: "route strategy failed: " + err.Error(), Class: "config"}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/mtad/mtad/config"
 	"github.com/mtad/mtad/deliverylog"
+	"github.com/mtad/mtad/dsn"
 	"github.com/mtad/mtad/messages"
 )
 
@@ -57,10 +58,22 @@ func (q *queueActor) apply(ctx actor.Context, m *qmsg, r *messages.JobResult) {
 		switch {
 		case reply.Success():
 			rc.Status, ev.Event = messages.StatusDelivered, deliverylog.Delivered
+			switch {
+			case r.Local:
+				wantNotice(p, m.env, rc, dsn.Delivered, "")
+			case !r.RemoteDSN:
+				wantNotice(p, m.env, rc, dsn.Relayed, r.Host)
+			}
 		case !reply.Temporary():
 			rc.Status, ev.Event = messages.StatusFailed, deliverylog.Failed
+			wantNotice(p, m.env, rc, dsn.Failed, r.Host)
 		default:
-			q.retry(m.env, rc, now, &ev)
+			if q.retry(m.env, rc, now, &ev) {
+				p.moved = append(p.moved, jr.Index)
+			}
+			if rc.Status == messages.StatusFailed {
+				wantNotice(p, m.env, rc, dsn.Failed, r.Host)
+			}
 		}
 		p.events = append(p.events, ev)
 		p.indices = append(p.indices, jr.Index)
@@ -69,13 +82,18 @@ func (q *queueActor) apply(ctx actor.Context, m *qmsg, r *messages.JobResult) {
 }
 
 // retry schedules the next attempt after a temporary failure, or fails the
-// recipient when its schedule allows no more.
-func (q *queueActor) retry(env *messages.Envelope, rc *messages.Recipient, now time.Time, ev *deliverylog.Event) {
+// recipient when its schedule allows no more. The schedule strategy is
+// evaluated again (retry_num, last_error... have changed); moved reports
+// that it now names another virtual queue, which takes the recipient over.
+func (q *queueActor) retry(env *messages.Envelope, rc *messages.Recipient, now time.Time, ev *deliverylog.Event) (moved bool) {
 	sched := q.scheduleOf(env, rc)
 	if sched.MaxAttempts > 0 && rc.Attempts >= sched.MaxAttempts {
 		rc.Status, ev.Event = messages.StatusFailed, deliverylog.Failed
 		ev.Reply = "max attempts reached: " + ev.Reply
-		return
+		return false
+	}
+	if sched.Queue != q.name && validQueue(q.deps.Config, sched.Queue) {
+		rc.Queue, moved = sched.Queue, true
 	}
 	next := now.Add(sched.Retry[min(rc.Attempts, len(sched.Retry))-1])
 	if sched.Expire > 0 {
@@ -85,6 +103,7 @@ func (q *queueActor) retry(env *messages.Envelope, rc *messages.Recipient, now t
 	}
 	rc.NextAttempt = next
 	ev.Event, ev.NextTry = deliverylog.Deferred, next
+	return moved
 }
 
 // scheduleOf evaluates the schedule strategy for a recipient's retry plan.
@@ -100,14 +119,6 @@ func (q *queueActor) scheduleOf(env *messages.Envelope, rc *messages.Recipient) 
 	return s
 }
 
-func (q *queueActor) expiredAt(env *messages.Envelope, rc *messages.Recipient, now time.Time) bool {
-	if rc.Attempts == 0 {
-		return false
-	}
-	s := q.scheduleOf(env, rc)
-	return s.Expire > 0 && !now.Before(env.Arrival.Add(s.Expire))
-}
-
 // expire fails recipients whose time is up.
 func (q *queueActor) expire(ctx actor.Context, m *qmsg, idx []uint32) {
 	p := &persisted{m: m}
@@ -119,6 +130,7 @@ func (q *queueActor) expire(ctx actor.Context, m *qmsg, idx []uint32) {
 		ev.Event = deliverylog.Failed
 		ev.Reply = "expired after " + time.Since(m.env.Arrival).Round(time.Second).String() + "; last reply: " + rc.LastReply.String()
 		p.events = append(p.events, ev)
+		wantNotice(p, m.env, rc, dsn.Failed, "")
 		p.indices = append(p.indices, i)
 	}
 	q.persist(ctx, m, p)
@@ -170,7 +182,15 @@ func (q *queueActor) write(ctx actor.Context, m *qmsg, p *persisted) {
 		}
 	}
 	self, sys, j, log := ctx.Self(), ctx.ActorSystem().Root, q.deps.Journal, q.deps.Logger
+	root, req := ctx.Parent(), q.dsnJob(m, p)
 	go func() {
+		var notice *messages.Envelope
+		if req != nil {
+			var err error
+			if notice, err = req.journal(j); err != nil {
+				log.Error("delivery status notification not sent", "msgid", id.String(), "err", err)
+			}
+		}
 		var err error
 		if finish {
 			err = j.Finish(id, n)
@@ -181,6 +201,10 @@ func (q *queueActor) write(ctx actor.Context, m *qmsg, p *persisted) {
 			// The outcome lives on in memory; after a crash the recipient
 			// would be tried again, so the cost is a duplicate, not a loss.
 			log.Error("journal write failed", "msgid", id.String(), "err", err)
+		}
+		if notice != nil {
+			p.dsnEvent = req.event(notice, notice.Rcpts[0].Queue)
+			sys.Send(root, &messages.Enqueue{Env: notice})
 		}
 		sys.Send(self, p)
 	}()
@@ -196,10 +220,17 @@ func (q *queueActor) onPersisted(ctx actor.Context, p *persisted) {
 	for _, ev := range p.events {
 		q.deps.Delivery.Write(ev)
 	}
+	if p.dsnEvent.Event != "" {
+		q.deps.Delivery.Write(p.dsnEvent)
+	}
 	if len(m.waiting) > 0 {
 		next := m.waiting[0]
 		m.waiting = m.waiting[1:]
 		q.write(ctx, m, next)
+	}
+	if len(p.moved) > 0 && q.handOver(ctx, m, p.moved) {
+		q.checkDrained()
+		return
 	}
 	if p.done {
 		if q.msgs[m.env.ID] == m {
@@ -225,5 +256,50 @@ type persisted struct {
 	m       *qmsg
 	events  []deliverylog.Event
 	indices []uint32
-	done    bool // every recipient this queue owns is final
+	moved   []uint32 // recipients whose schedule now names another queue
+	notices []notice // recipients to report on in a DSN
+	done    bool     // every recipient this queue owns is final
+
+	dsnEvent deliverylog.Event // set by the journal goroutine when a DSN was queued
+}
+
+// move asks root to hand recipients to the queue their schedule now names.
+type move struct {
+	env   *messages.Envelope
+	rcpts []uint32
+	queue string
+}
+
+// handOver gives moved recipients (their new queue is journaled) to their
+// new queue through root. It reports whether this queue is left with
+// nothing of the message, and has forgotten it.
+func (q *queueActor) handOver(ctx actor.Context, m *qmsg, moved []uint32) bool {
+	byQueue := map[string][]uint32{}
+	for _, i := range moved {
+		byQueue[m.env.Rcpts[i].Queue] = append(byQueue[m.env.Rcpts[i].Queue], i)
+	}
+	for queue, idx := range byQueue {
+		ctx.Send(ctx.Parent(), &move{env: cloneEnvelope(m.env), rcpts: idx, queue: queue})
+	}
+	m.shared = true
+	kept := m.mine[:0]
+	pending := 0
+	for _, i := range m.mine {
+		if m.env.Rcpts[i].Queue != q.name {
+			continue
+		}
+		kept = append(kept, i)
+		if !m.env.Rcpts[i].Status.Final() {
+			pending++
+		}
+	}
+	m.mine = kept
+	if pending > 0 || m.writing {
+		return false
+	}
+	if q.msgs[m.env.ID] == m {
+		delete(q.msgs, m.env.ID)
+	}
+	ctx.Send(ctx.Parent(), &checkFinished{id: m.env.ID})
+	return true
 }

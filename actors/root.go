@@ -67,6 +67,8 @@ func (r *rootActor) Receive(ctx actor.Context) {
 		}
 	case *reload:
 		r.startReload(ctx, m.queue)
+	case *move:
+		r.send(ctx, m.queue, &messages.QueueWork{Env: m.env, Rcpts: m.rcpts, Shared: true})
 	case *respawn:
 		if !r.draining && r.queues[m.queue] == nil {
 			r.spawnQueue(ctx, m.queue, true)

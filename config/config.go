@@ -7,6 +7,7 @@ package config
 
 import (
 	"net/netip"
+	"path/filepath"
 	"time"
 
 	"github.com/mtad/mtad/expression"
@@ -88,6 +89,7 @@ type Schedule struct {
 const (
 	RouteMX    = "mx"
 	RouteRelay = "relay"
+	RouteLocal = "local"
 )
 
 // Route says where a recipient's message goes.
@@ -104,6 +106,19 @@ type Route struct {
 	Address     string
 	Protocol    string // smtp or lmtp
 	ImplicitTLS bool
+	Auth        *Auth
+
+	// local: Maildir under the data directory, or an LMTP server
+	Maildir string // a relative path is under server.data-dir (see MaildirPath)
+	LMTP    string // host:port; when set, local delivery goes there instead of Maildir
+}
+
+// Auth is a relay's SMTP AUTH credentials. The secret comes from the file,
+// an environment variable or a file, read once at load.
+type Auth struct {
+	Username   string
+	Secret     string
+	Mechanisms []string // allowed, in order of preference; empty: PLAIN then LOGIN
 }
 
 // Timeouts are the per-stage SMTP timeouts of a connection strategy.
@@ -113,9 +128,10 @@ type Timeouts struct {
 
 // Connection says how to connect.
 type Connection struct {
-	EHLOHostname string
-	SourceIPs    []netip.Addr
-	Timeout      Timeouts
+	EHLOHostname  string
+	SourceIPs     []netip.Addr
+	EHLOHostnames map[netip.Addr]string // EHLO name per source IP, over EHLOHostname
+	Timeout       Timeouts
 }
 
 // Strategy holds the compiled selectors.
@@ -123,4 +139,12 @@ type Strategy struct {
 	Schedule   *expression.Selector
 	Route      *expression.Selector
 	Connection *expression.Selector
+}
+
+// MaildirPath is where a local route's Maildir tree is.
+func (c *Config) MaildirPath(r Route) string {
+	if filepath.IsAbs(r.Maildir) {
+		return r.Maildir
+	}
+	return filepath.Join(c.Server.DataDir, r.Maildir)
 }

@@ -11,10 +11,10 @@ import (
 // RelayRoute is the name of the route that SetRelay defines.
 const RelayRoute = "relay"
 
-// SetRelay sends every recipient through the smart host at addr
-// ("host:port"), as `mtad serve --relay` does: it defines the route
-// "relay" and makes the route strategy choose it. Call it before the
-// configuration is used.
+// SetRelay sends every recipient of a non-local domain through the smart
+// host at addr ("host:port"), as `mtad serve --relay` does: it defines the
+// route "relay" and makes the route strategy choose it (and the "local"
+// route for local domains). Call it before the configuration is used.
 func (c *Config) SetRelay(addr string) error {
 	host, p, err := net.SplitHostPort(addr)
 	if err != nil || host == "" {
@@ -25,7 +25,11 @@ func (c *Config) SetRelay(addr string) error {
 		return fmt.Errorf("--relay: bad port in %q", addr)
 	}
 	c.Queue.Route[RelayRoute] = Route{Type: RouteRelay, Address: host, Port: port, Protocol: "smtp"}
-	sel, err := expression.Compile("--relay", "'"+RelayRoute+"'", expression.Funcs{LocalDomains: c.Session.LocalDomains})
+	route := "'" + RelayRoute + "'"
+	if r, ok := c.Queue.Route["local"]; ok && r.Type == RouteLocal {
+		route = "is_local_domain(rcpt_domain) ? 'local' : '" + RelayRoute + "'"
+	}
+	sel, err := expression.Compile("--relay", route, expression.Funcs{LocalDomains: c.Session.LocalDomains})
 	if err != nil {
 		return err
 	}

@@ -66,20 +66,32 @@ type rawSchedule struct {
 }
 
 type rawRoute struct {
-	Type          string `toml:"type"`
-	MaxMX         *int   `toml:"max-mx"`
-	MaxMultihomed *int   `toml:"max-multihomed"`
-	IPLookup      string `toml:"ip-lookup"`
-	Port          *int   `toml:"port"`
-	Address       string `toml:"address"`
-	Protocol      string `toml:"protocol"`
-	ImplicitTLS   bool   `toml:"implicit-tls"`
+	Type          string   `toml:"type"`
+	MaxMX         *int     `toml:"max-mx"`
+	MaxMultihomed *int     `toml:"max-multihomed"`
+	IPLookup      string   `toml:"ip-lookup"`
+	Port          *int     `toml:"port"`
+	Address       string   `toml:"address"`
+	Protocol      string   `toml:"protocol"`
+	ImplicitTLS   bool     `toml:"implicit-tls"`
+	Auth          *rawAuth `toml:"auth"`
+	Maildir       string   `toml:"maildir"`
+	LMTP          string   `toml:"lmtp"`
+}
+
+type rawAuth struct {
+	Username   string   `toml:"username"`
+	Secret     string   `toml:"secret"`
+	SecretEnv  string   `toml:"secret-env"`
+	SecretFile string   `toml:"secret-file"`
+	Mechanisms []string `toml:"mechanisms"`
 }
 
 type rawConnection struct {
-	EHLOHostname string            `toml:"ehlo-hostname"`
-	SourceIPs    []string          `toml:"source-ips"`
-	Timeout      map[string]string `toml:"timeout"`
+	EHLOHostname  string            `toml:"ehlo-hostname"`
+	SourceIPs     []string          `toml:"source-ips"`
+	EHLOHostnames map[string]string `toml:"ehlo-hostnames"`
+	Timeout       map[string]string `toml:"timeout"`
 }
 
 type rawStrategy struct {

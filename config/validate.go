@@ -228,6 +228,9 @@ func (r *rawQueue) validateRoutes(c *Config) error {
 	if _, ok := r.Route["mx"]; !ok {
 		c.Queue.Route["mx"] = Route{Type: RouteMX, MaxMX: 5, MaxMultihomed: 2, IPLookup: "ipv4_then_ipv6", Port: 25}
 	}
+	if _, ok := r.Route["local"]; !ok {
+		c.Queue.Route["local"] = Route{Type: RouteLocal, Maildir: "mail"}
+	}
 	for name, rt := range r.Route {
 		out, err := rt.validate("queue.route." + name)
 		if err != nil {
@@ -239,50 +242,145 @@ func (r *rawQueue) validateRoutes(c *Config) error {
 }
 
 func (r *rawRoute) validate(key string) (Route, error) {
-	out := Route{Type: r.Type, IPLookup: r.IPLookup, Address: r.Address, Protocol: r.Protocol, ImplicitTLS: r.ImplicitTLS}
-	var err error
+	out := Route{Type: r.Type}
+	if err := r.onlyFor(key); err != nil {
+		return out, err
+	}
 	switch r.Type {
 	case RouteMX:
-		if r.Address != "" || r.Protocol != "" || r.ImplicitTLS {
-			return out, fmt.Errorf("%s: address, protocol and implicit-tls belong to relay routes, not mx", key)
-		}
-		if out.MaxMX, err = intOr(key+".max-mx", r.MaxMX, 5, 1); err != nil {
-			return out, err
-		}
-		if out.MaxMultihomed, err = intOr(key+".max-multihomed", r.MaxMultihomed, 2, 1); err != nil {
-			return out, err
-		}
-		if out.IPLookup == "" {
-			out.IPLookup = "ipv4_then_ipv6"
-		}
-		switch out.IPLookup {
-		case "ipv4_only", "ipv6_only", "ipv4_then_ipv6", "ipv6_then_ipv4":
-		default:
-			return out, fmt.Errorf("%s.ip-lookup: %q is not one of ipv4_only, ipv6_only, ipv4_then_ipv6, ipv6_then_ipv4", key, out.IPLookup)
-		}
-		out.Port, err = portOr(key+".port", r.Port, 25)
+		return r.validateMX(key)
 	case RouteRelay:
-		if r.MaxMX != nil || r.MaxMultihomed != nil || r.IPLookup != "" {
-			return out, fmt.Errorf("%s: max-mx, max-multihomed and ip-lookup belong to mx routes, not relay", key)
-		}
-		if out.Address == "" {
-			return out, fmt.Errorf("%s.address: a relay route needs the relay's host name or IP", key)
-		}
-		if out.Protocol == "" {
-			out.Protocol = "smtp"
-		}
-		if out.Protocol != "smtp" && out.Protocol != "lmtp" {
-			return out, fmt.Errorf("%s.protocol: %q is not smtp or lmtp", key, out.Protocol)
-		}
-		out.Port, err = portOr(key+".port", r.Port, 25)
+		return r.validateRelay(key)
+	case RouteLocal:
+		return r.validateLocal(key)
 	case "":
-		return out, fmt.Errorf("%s.type: missing (mx or relay)", key)
-	case "local":
-		return out, fmt.Errorf("%s.type: local delivery is not built yet in this version (mx or relay)", key)
+		return out, fmt.Errorf("%s.type: missing (mx, relay or local)", key)
+	}
+	return out, fmt.Errorf("%s.type: %q is not mx, relay or local", key, r.Type)
+}
+
+// onlyFor refuses keys that belong to another route type.
+func (r *rawRoute) onlyFor(key string) error {
+	type use struct {
+		set   bool
+		name  string
+		types string
+	}
+	uses := []use{
+		{r.MaxMX != nil, "max-mx", RouteMX}, {r.MaxMultihomed != nil, "max-multihomed", RouteMX},
+		{r.IPLookup != "", "ip-lookup", RouteMX},
+		{r.Address != "", "address", RouteRelay}, {r.Protocol != "", "protocol", RouteRelay},
+		{r.ImplicitTLS, "implicit-tls", RouteRelay}, {r.Auth != nil, "auth", RouteRelay},
+		{r.Maildir != "", "maildir", RouteLocal}, {r.LMTP != "", "lmtp", RouteLocal},
+		{r.Port != nil, "port", RouteMX + " " + RouteRelay},
+	}
+	for _, u := range uses {
+		if u.set && !strings.Contains(u.types, r.Type) {
+			return fmt.Errorf("%s.%s: belongs to %s routes, not %q", key, u.name, strings.ReplaceAll(u.types, " ", " and "), r.Type)
+		}
+	}
+	return nil
+}
+
+func (r *rawRoute) validateMX(key string) (Route, error) {
+	out := Route{Type: RouteMX, IPLookup: r.IPLookup}
+	var err error
+	if out.MaxMX, err = intOr(key+".max-mx", r.MaxMX, 5, 1); err != nil {
+		return out, err
+	}
+	if out.MaxMultihomed, err = intOr(key+".max-multihomed", r.MaxMultihomed, 2, 1); err != nil {
+		return out, err
+	}
+	if out.IPLookup == "" {
+		out.IPLookup = "ipv4_then_ipv6"
+	}
+	switch out.IPLookup {
+	case "ipv4_only", "ipv6_only", "ipv4_then_ipv6", "ipv6_then_ipv4":
 	default:
-		return out, fmt.Errorf("%s.type: %q is not mx or relay", key, r.Type)
+		return out, fmt.Errorf("%s.ip-lookup: %q is not one of ipv4_only, ipv6_only, ipv4_then_ipv6, ipv6_then_ipv4", key, out.IPLookup)
+	}
+	out.Port, err = portOr(key+".port", r.Port, 25)
+	return out, err
+}
+
+func (r *rawRoute) validateRelay(key string) (Route, error) {
+	out := Route{Type: RouteRelay, Address: r.Address, Protocol: r.Protocol, ImplicitTLS: r.ImplicitTLS}
+	if out.Address == "" {
+		return out, fmt.Errorf("%s.address: a relay route needs the relay's host name or IP", key)
+	}
+	if out.Protocol == "" {
+		out.Protocol = "smtp"
+	}
+	if out.Protocol != "smtp" && out.Protocol != "lmtp" {
+		return out, fmt.Errorf("%s.protocol: %q is not smtp or lmtp", key, out.Protocol)
+	}
+	var err error
+	if out.Port, err = portOr(key+".port", r.Port, 25); err != nil {
+		return out, err
+	}
+	if r.Auth != nil {
+		out.Auth, err = r.Auth.validate(key + ".auth")
 	}
 	return out, err
+}
+
+func (r *rawRoute) validateLocal(key string) (Route, error) {
+	out := Route{Type: RouteLocal, LMTP: r.LMTP}
+	if r.LMTP != "" && r.Maildir != "" {
+		return out, fmt.Errorf("%s: set maildir or lmtp, not both", key)
+	}
+	if r.LMTP != "" {
+		if _, _, err := net.SplitHostPort(r.LMTP); err != nil {
+			return out, fmt.Errorf("%s.lmtp: bad address %q (want host:port)", key, r.LMTP)
+		}
+		return out, nil
+	}
+	out.Maildir = r.Maildir
+	if out.Maildir == "" {
+		out.Maildir = "mail"
+	}
+	return out, nil
+}
+
+func (a *rawAuth) validate(key string) (*Auth, error) {
+	if a.Username == "" {
+		return nil, fmt.Errorf("%s.username: missing", key)
+	}
+	set := 0
+	for _, v := range []string{a.Secret, a.SecretEnv, a.SecretFile} {
+		if v != "" {
+			set++
+		}
+	}
+	if set != 1 {
+		return nil, fmt.Errorf("%s: set exactly one of secret, secret-env, secret-file", key)
+	}
+	out := &Auth{Username: a.Username, Secret: a.Secret}
+	for i, m := range a.Mechanisms {
+		m = strings.ToUpper(m)
+		if m != "PLAIN" && m != "LOGIN" {
+			return nil, fmt.Errorf("%s.mechanisms[%d]: %q is not PLAIN or LOGIN", key, i, a.Mechanisms[i])
+		}
+		out.Mechanisms = append(out.Mechanisms, m)
+	}
+	switch {
+	case a.SecretEnv != "":
+		v, ok := os.LookupEnv(a.SecretEnv)
+		if !ok || v == "" {
+			return nil, fmt.Errorf("%s.secret-env: environment variable %s is not set", key, a.SecretEnv)
+		}
+		out.Secret = v
+	case a.SecretFile != "":
+		b, err := os.ReadFile(a.SecretFile)
+		if err != nil {
+			return nil, fmt.Errorf("%s.secret-file: %w", key, err)
+		}
+		out.Secret = strings.TrimRight(string(b), "\r\n")
+		if out.Secret == "" {
+			return nil, fmt.Errorf("%s.secret-file: %s is empty", key, a.SecretFile)
+		}
+	}
+	return out, nil
 }
 
 func portOr(key string, p *int, def int) (int, error) {
@@ -324,6 +422,22 @@ func (r *rawConnection) validate(key string) (Connection, error) {
 		}
 		out.SourceIPs = append(out.SourceIPs, a)
 	}
+	for ip, name := range r.EHLOHostnames {
+		a, err := netip.ParseAddr(ip)
+		if err != nil || !contains(out.SourceIPs, a) {
+			return out, fmt.Errorf("%s.ehlo-hostnames: %q is not one of source-ips", key, ip)
+		}
+		if !validDomain(name) {
+			return out, fmt.Errorf("%s.ehlo-hostnames.%s: bad host name %q", key, ip, name)
+		}
+		if out.EHLOHostnames == nil {
+			out.EHLOHostnames = map[netip.Addr]string{}
+		}
+		out.EHLOHostnames[a] = name
+	}
+	if out.EHLOHostname != "" && !validDomain(out.EHLOHostname) {
+		return out, fmt.Errorf("%s.ehlo-hostname: bad host name %q", key, out.EHLOHostname)
+	}
 	fields := map[string]*time.Duration{
 		"connect": &out.Timeout.Connect, "greeting": &out.Timeout.Greeting, "ehlo": &out.Timeout.EHLO,
 		"mail-from": &out.Timeout.MailFrom, "rcpt-to": &out.Timeout.RcptTo, "data": &out.Timeout.Data,
@@ -347,14 +461,14 @@ func (r *rawQueue) validateStrategy(c *Config) error {
 	type sel struct {
 		key     string
 		raw     any
-		def     string
+		def     any
 		dst     **expression.Selector
 		defined func(string) bool
 		kind    string
 	}
 	sels := []sel{
 		{"queue.strategy.schedule", r.Strategy.Schedule, "'default'", &c.Queue.Strategy.Schedule, has(c.Queue.Schedule), "queue.schedule"},
-		{"queue.strategy.route", r.Strategy.Route, "'mx'", &c.Queue.Strategy.Route, has(c.Queue.Route), "queue.route"},
+		{"queue.strategy.route", r.Strategy.Route, defaultRoute, &c.Queue.Strategy.Route, has(c.Queue.Route), "queue.route"},
 		{"queue.strategy.connection", r.Strategy.Connection, "'default'", &c.Queue.Strategy.Connection, has(c.Queue.Connection), "queue.connection"},
 	}
 	for _, s := range sels {
@@ -372,6 +486,12 @@ func (r *rawQueue) validateStrategy(c *Config) error {
 		*s.dst = compiled
 	}
 	return nil
+}
+
+// defaultRoute delivers to local domains locally and elsewhere by MX.
+var defaultRoute = []any{
+	map[string]any{"if": "is_local_domain(rcpt_domain)", "then": "'local'"},
+	map[string]any{"else": "'mx'"},
 }
 
 func has[T any](m map[string]T) func(string) bool {
@@ -421,4 +541,13 @@ func SplitHostPort(addr string, defPort int) (string, int, error) {
 		return "", 0, fmt.Errorf("bad port in %q", addr)
 	}
 	return h, n, nil
+}
+
+func contains(ips []netip.Addr, a netip.Addr) bool {
+	for _, ip := range ips {
+		if ip == a {
+			return true
+		}
+	}
+	return false
 }

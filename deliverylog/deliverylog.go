@@ -22,6 +22,7 @@ const (
 	Delivered = "delivered"
 	Deferred  = "deferred"
 	Failed    = "failed"
+	DSN       = "dsn" // a delivery status notification was queued for the sender
 )
 
 // Event is one line of the delivery log.
@@ -42,6 +43,7 @@ type Event struct {
 	Size     int64     `json:"size,omitempty"`
 	Rcpts    int       `json:"rcpts,omitempty"`
 	NextTry  time.Time `json:"next_attempt,omitzero"`
+	DSN      string    `json:"dsn_msgid,omitempty"` // the DSN message's id
 }
 
 // Log is the delivery log. A nil *Log discards events.

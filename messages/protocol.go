@@ -54,10 +54,12 @@ type Job struct {
 // JobResult reports a finished job: one reply per Job.Rcpts entry, in order.
 // Host and IP name the server that gave them, when one was reached.
 type JobResult struct {
-	Job     *Job
-	Replies []Reply
-	Host    string
-	IP      string
+	Job       *Job
+	Replies   []Reply
+	Host      string
+	IP        string
+	RemoteDSN bool // the next hop advertised DSN: success notices are its job now
+	Local     bool // delivered into a local mailbox (final delivery)
 }
 
 // DestinationIdle tells a queue actor that a destination has no work and no

@@ -36,6 +36,8 @@ type Conn struct {
 	ext    map[string]string
 	dead   *Error // why the connection cannot be used; nil while alive
 
+	authMech string // the SASL mechanism used, or ""
+
 	lockStep bool // never pipeline (tests and the benchmark)
 }
 
@@ -80,7 +82,8 @@ func (c *Conn) Close() error {
 	return nil
 }
 
-// open takes a fresh connection up to a successful EHLO.
+// open takes a fresh connection up to a successful EHLO, and AUTH when
+// Options.Auth asks for it.
 func (c *Conn) open(ctx context.Context) *Error {
 	if c.opts.ImplicitTLS {
 		if e := c.startTLS(ctx); e != nil {
@@ -90,7 +93,10 @@ func (c *Conn) open(ctx context.Context) *Error {
 	if e := c.step(ctx, StageGreeting, c.opts.Timeouts.Greeting, c.readGreeting); e != nil {
 		return e
 	}
-	return c.hello(ctx)
+	if e := c.hello(ctx); e != nil || c.opts.Auth == nil {
+		return e
+	}
+	return c.authenticate(ctx)
 }
 
 func (c *Conn) startTLS(ctx context.Context) *Error {

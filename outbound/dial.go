@@ -26,7 +26,7 @@ func (t Target) String() string {
 type Timeouts struct {
 	Connect  time.Duration // TCP connect, and the TLS handshake with ImplicitTLS
 	Greeting time.Duration
-	EHLO     time.Duration // EHLO/LHLO, and the HELO fallback
+	EHLO     time.Duration // EHLO/LHLO, the HELO fallback, and the whole AUTH exchange
 	MailFrom time.Duration // MAIL, and RSET
 	RcptTo   time.Duration // each RCPT
 	Data     time.Duration // DATA, the whole body and the final reply(s)
@@ -60,6 +60,11 @@ type Options struct {
 	// roots, verified against Target.Host). STARTTLS and policy go here.
 	ImplicitTLS bool
 	TLSConfig   *tls.Config
+
+	// Auth, when set, authenticates each session right after its first
+	// EHLO (RFC 4954), over whatever connection it has: TLS or not is the
+	// caller's policy (see the package doc). nil: no AUTH.
+	Auth *Auth
 }
 
 func (o Options) withDefaults() Options {
@@ -76,13 +81,17 @@ const (
 	maxEntry  = 160
 )
 
-// Dial tries each target in order until one gives a 220 greeting and
-// accepts EHLO (or HELO, when the server answers EHLO with 500 or 502), and
-// returns that session. Otherwise it returns an *Error that lists what each
-// target did; it is permanent only when every target answered its greeting
-// or EHLO with a 5xx reply. ctx bounds the whole call.
+// Dial tries each target in order until one gives a 220 greeting, accepts
+// EHLO (or HELO, when the server answers EHLO with 500 or 502) and, with
+// Options.Auth, AUTH, and returns that session. Otherwise it returns an
+// *Error that lists what each target did; it is permanent only when every
+// target answered its greeting or EHLO with a 5xx reply. An Auth no server
+// could take fails at once, temporarily. ctx bounds the whole call.
 func Dial(ctx context.Context, targets []Target, opts Options) (*Conn, error) {
 	opts = opts.withDefaults()
+	if e := opts.Auth.check(); e != nil {
+		return nil, e
+	}
 	var fails []*Error
 	for _, t := range targets {
 		c, e := dialOne(ctx, t, opts)

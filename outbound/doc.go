@@ -26,6 +26,21 @@
 // next. The package speaks the protocol itself over net/textproto; go-smtp
 // provides only its error type.
 //
+// With Options.Auth, Dial authenticates each session once, right after its
+// first EHLO (RFC 4954), with the first allowed mechanism the server lists
+// in its AUTH keyword: PLAIN (RFC 4616), sent with its initial response, or
+// LOGIN. Every AUTH failure fails Dial for that target and is temporary,
+// whatever the server's code: no common mechanism or no AUTH at all (451
+// 4.7.0, ErrNoMechanism, with what the server offered in the text), a
+// rejection (535 and the like, its text kept), a broken exchange. A
+// message must not bounce because of our credentials or a relay's change;
+// an operator fixes those. Credentials never appear in an error: what we
+// sent is cut out of the server's words too. AUTH goes over whatever
+// connection the session has, plaintext included, since relays on private
+// networks take PLAIN without TLS: whether credentials may cross a given
+// connection is the caller's policy (ImplicitTLS, or Auth only for the
+// targets it trusts).
+//
 // Not done yet: CHUNKING/BDAT (a BINARYMIME body is refused), STARTTLS, and 8-bit or
 // SMTPUTF8 downgrades (such transactions are refused when the server lacks
 // the extension).

@@ -20,6 +20,7 @@ const (
 	StageConnect  = "connect"
 	StageGreeting = "greeting"
 	StageEHLO     = "ehlo"
+	StageAuth     = "auth"
 	StageMail     = "mail"
 	StageRcpt     = "rcpt"
 	StageData     = "data"
@@ -28,8 +29,8 @@ const (
 )
 
 // Classes, as found in Error.Class and messages.Reply.Class. A reply from the
-// server is classed by the stage that drew it: "greeting", "ehlo", "mail",
-// "rcpt", "data" or "rset".
+// server is classed by the stage that drew it: "greeting", "ehlo", "auth",
+// "mail", "rcpt", "data" or "rset".
 const (
 	ClassConnection  = "connection"  // refused, reset or closed
 	ClassTimeout     = "timeout"     // a stage's deadline, or the caller's, passed
@@ -39,6 +40,7 @@ const (
 	ClassSize        = "size"        // refused here: over the server's SIZE
 	ClassUnsupported = "unsupported" // refused here: needs an extension the server lacks
 	ClassAddress     = "address"     // refused here: an address no server could be sent
+	ClassAuth        = "auth"        // no AUTH mechanism in common, or a bad Auth; as a server's reply at auth
 )
 
 // Sentinels, reached with errors.Is through an *Error.
@@ -47,6 +49,9 @@ var (
 	ErrClosed = errors.New("outbound: connection closed")
 	// ErrNoTargets: Dial was given no target.
 	ErrNoTargets = errors.New("outbound: no targets")
+	// ErrNoMechanism: the server offers none of the allowed AUTH mechanisms,
+	// or no AUTH at all.
+	ErrNoMechanism = errors.New("outbound: no AUTH mechanism in common")
 )
 
 // maxText bounds the text of a reply or error kept from the network.
@@ -55,7 +60,8 @@ const maxText = 512
 // Error is a failed step of a session. Temporary tells whether a retry may
 // succeed; Code and Enhanced are the server's reply when there was one (Code
 // is 0 for a network failure, a timeout or a local refusal, and then
-// Temporary is true). Reach it with errors.As.
+// Temporary is true; ErrNoMechanism alone has a code of ours, 451 4.7.0).
+// A reply to AUTH is temporary whatever its code. Reach it with errors.As.
 type Error struct {
 	Temporary bool
 	Code      int    // 4xx or 5xx reply code, or 0

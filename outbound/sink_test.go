@@ -28,6 +28,7 @@ type sink struct {
 	dataErr  error            // reply after the body (SMTP)
 	lmtpErr  map[string]error // reply after the body, per recipient (LMTP)
 	dropData bool             // close the connection when DATA starts
+	auth     *sinkAuth        // offer AUTH and require it for MAIL (auth_test.go)
 	sessions int
 	txs      []*sinkTx
 	debug    syncBuffer
@@ -74,6 +75,9 @@ func (s *sink) newSession(c *smtp.Conn) (smtp.Session, error) {
 	defer s.mu.Unlock()
 	s.sessions++
 	ss := &session{s: s, conn: c}
+	if s.auth != nil {
+		return &authSession{session: ss, a: s.auth}, nil
+	}
 	if s.srv.LMTP {
 		return &lmtpSession{ss}, nil
 	}

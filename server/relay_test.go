@@ -81,9 +81,29 @@ func TestRelayPerRecipientReplies(t *testing.T) {
 	waitFor(t, "the deferred recipient delivered", 15*time.Second, func() bool {
 		return eventFor(events(t, dir), "delivered", "temp@one.test") != nil
 	})
-	got := sink.Rcpts()
-	if strings.Join(got, ",") != "ok@one.test,temp@one.test" {
-		t.Errorf("sink got %v, want ok then temp", got)
+	waitFor(t, "the bounce for perm@", 10*time.Second, func() bool { return contains(sink.Rcpts(), "sender@sender.test") })
+	var bounce *testsink.Tx
+	var others []string
+	for _, tx := range sink.Txs() {
+		if tx.From == "" {
+			bounce = &tx
+			continue
+		}
+		others = append(others, tx.Rcpts...)
+	}
+	if strings.Join(others, ",") != "ok@one.test,temp@one.test" {
+		t.Errorf("sink got %v, want ok then temp", others)
+	}
+	if bounce == nil || len(bounce.Rcpts) != 1 || bounce.Rcpts[0] != "sender@sender.test" {
+		t.Fatalf("want one DSN from <> to the sender, got %+v", bounce)
+	}
+	for _, want := range []string{"Final-Recipient: rfc822; perm@one.test", "Action: failed", "Status: 5.1.1", "X-Test-Id: m2"} {
+		if !strings.Contains(string(bounce.Data), want) {
+			t.Errorf("DSN lacks %q:\n%s", want, bounce.Data)
+		}
+	}
+	if strings.Contains(string(bounce.Data), "temp@one.test") || strings.Contains(string(bounce.Data), "Final-Recipient: rfc822; ok@") {
+		t.Errorf("DSN reports on recipients that did not fail:\n%s", bounce.Data)
 	}
 	evs := events(t, dir)
 	if e := eventFor(evs, "failed", "perm@one.test"); e == nil || e.Code != 550 || e.Enhanced != "5.1.1" {
