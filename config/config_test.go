@@ -192,3 +192,68 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestRelayAuthSecrets(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(file, []byte("from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("MTAD_TEST_SECRET", "from-env")
+	relay := func(auth string) string {
+		return "[queue.route.r]\ntype = \"relay\"\naddress = \"127.0.0.1\"\nauth = " + auth + "\n"
+	}
+	for auth, want := range map[string]string{
+		`{ username = "u", secret = "inline" }`:                    "inline",
+		`{ username = "u", secret-env = "MTAD_TEST_SECRET" }`:      "from-env",
+		`{ username = "u", secret-file = "` + file + `" }`:         "from-file",
+		`{ username = "u", secret = "x", mechanisms = ["login"] }`: "x",
+	} {
+		c, err := Parse("auth.toml", []byte(relay(auth)))
+		if err != nil {
+			t.Fatalf("%s: %v", auth, err)
+		}
+		if a := c.Queue.Route["r"].Auth; a == nil || a.Secret != want || a.Username != "u" {
+			t.Errorf("%s: auth %+v, want secret %q", auth, a, want)
+		}
+	}
+	for auth, key := range map[string]string{
+		`{ username = "u" }`: "queue.route.r.auth",
+		`{ username = "u", secret = "a", secret-env = "B" }`:      "queue.route.r.auth",
+		`{ username = "u", secret-env = "MTAD_TEST_UNSET_XYZ" }`:  "queue.route.r.auth.secret-env",
+		`{ username = "u", secret-file = "/nonexistent/secret" }`: "queue.route.r.auth.secret-file",
+		`{ secret = "x" }`: "queue.route.r.auth.username",
+		`{ username = "u", secret = "x", mechanisms = ["CRAM"] }`: "queue.route.r.auth.mechanisms[0]",
+	} {
+		_, err := Parse("auth.toml", []byte(relay(auth)))
+		if err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("%s: error %v, want one naming %s", auth, err, key)
+		}
+		if err != nil && strings.Contains(err.Error(), "from-env") {
+			t.Errorf("a secret leaked into an error: %v", err)
+		}
+	}
+}
+
+func TestLocalRoute(t *testing.T) {
+	c, err := Parse("l.toml", []byte("[server]\ndata-dir = \"/var/lib/mtad\"\n[queue.route.lm]\ntype = \"local\"\nlmtp = \"127.0.0.1:24\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.MaildirPath(c.Queue.Route["local"]); got != "/var/lib/mtad/mail" {
+		t.Errorf("default local route Maildir at %q", got)
+	}
+	if c.Queue.Route["lm"].LMTP != "127.0.0.1:24" {
+		t.Errorf("lmtp route %+v", c.Queue.Route["lm"])
+	}
+	for toml, key := range map[string]string{
+		"[queue.route.x]\ntype = \"local\"\nlmtp = \"nonsense\"\n":                                              "queue.route.x.lmtp",
+		"[queue.route.x]\ntype = \"local\"\nlmtp = \"a:1\"\nmaildir = \"m\"\n":                                  "queue.route.x",
+		"[queue.route.x]\ntype = \"local\"\naddress = \"a\"\n":                                                  "queue.route.x.address",
+		"[queue.route.x]\ntype = \"mx\"\nmaildir = \"m\"\n":                                                     "queue.route.x.maildir",
+		"[queue.connection.c]\nsource-ips = [\"127.0.0.2\"]\nehlo-hostnames = { \"127.0.0.3\" = \"x.test\" }\n": "queue.connection.c.ehlo-hostnames",
+	} {
+		if _, err := Parse("l.toml", []byte(toml)); err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("%q: error %v, want one naming %s", toml, err, key)
+		}
+	}
+}

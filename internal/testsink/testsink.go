@@ -19,6 +19,9 @@ type Tx struct {
 	From  string
 	Rcpts []string
 	Data  []byte
+	Time  time.Time // when DATA ended
+	Helo  string    // the client's EHLO name
+	Local string    // the address the client connected to
 }
 
 // Sink is a running SMTP server.
@@ -32,6 +35,12 @@ type Sink struct {
 	live     int
 	// RcptReply, if set, is asked for each RCPT: nil accepts.
 	rcptReply func(rcpt string) *smtp.SMTPError
+	// dataReply, for LMTP, is asked for each accepted recipient after DATA.
+	dataReply func(rcpt string) *smtp.SMTPError
+	dataDelay time.Duration
+	inData    map[string]int // transactions in DATA by key
+	peakData  map[string]int
+	dataKey   func(Tx) string
 	srv       *smtp.Server
 }
 
@@ -44,12 +53,23 @@ func Start(t testing.TB) *Sink {
 // StartOn serves on addr until the test ends.
 func StartOn(t testing.TB, addr string) *Sink {
 	t.Helper()
+	return start(t, addr, false)
+}
+
+// StartLMTP serves LMTP on 127.0.0.1:0 until the test ends.
+func StartLMTP(t testing.TB) *Sink {
+	t.Helper()
+	return start(t, "127.0.0.1:0", true)
+}
+
+func start(t testing.TB, addr string, lmtp bool) *Sink {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatalf("testsink: %v", err)
 	}
-	s := &Sink{Addr: l.Addr().String()}
+	s := &Sink{Addr: l.Addr().String(), inData: map[string]int{}, peakData: map[string]int{}}
 	s.srv = smtp.NewServer(s)
+	s.srv.LMTP = lmtp
 	s.srv.Domain = "sink.test"
 	s.srv.ReadTimeout, s.srv.WriteTimeout = 10*time.Second, 10*time.Second
 	s.srv.EnableDSN, s.srv.EnableSMTPUTF8 = true, true
@@ -65,6 +85,28 @@ func (s *Sink) SetRcptReply(f func(rcpt string) *smtp.SMTPError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.rcptReply = f
+}
+
+// SetDataReply scripts the per-recipient reply after DATA (LMTP).
+func (s *Sink) SetDataReply(f func(rcpt string) *smtp.SMTPError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dataReply = f
+}
+
+// SetDataDelay makes each DATA take d, and counts the transactions in DATA
+// at once per key(tx) (see PeakInData).
+func (s *Sink) SetDataDelay(d time.Duration, key func(Tx) string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dataDelay, s.dataKey = d, key
+}
+
+// PeakInData returns the most transactions seen in DATA at once for key.
+func (s *Sink) PeakInData(key string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.peakData[key]
 }
 
 // Txs returns the transactions accepted so far.
@@ -98,23 +140,25 @@ func (s *Sink) Live() int {
 }
 
 // NewSession implements smtp.Backend.
-func (s *Sink) NewSession(*smtp.Conn) (smtp.Session, error) {
+func (s *Sink) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.conns++
 	s.live++
 	s.maxConns = max(s.maxConns, s.live)
-	return &session{s: s}, nil
+	return &session{s: s, helo: c.Hostname(), local: c.Conn().LocalAddr().String()}, nil
 }
 
 type session struct {
 	s      *Sink
 	tx     Tx
+	helo   string
+	local  string
 	closed bool
 }
 
 func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
-	ss.tx = Tx{From: from}
+	ss.tx = Tx{From: from, Helo: ss.helo, Local: ss.local}
 	return nil
 }
 
@@ -137,8 +181,61 @@ func (ss *session) Data(r io.Reader) error {
 		return err
 	}
 	ss.tx.Data = b.Bytes()
+	ss.hold()
+	ss.tx.Time = time.Now()
 	ss.s.mu.Lock()
 	ss.s.txs = append(ss.s.txs, ss.tx)
+	ss.s.mu.Unlock()
+	return nil
+}
+
+// hold waits the data delay, counting the transaction as in DATA.
+func (ss *session) hold() {
+	s := ss.s
+	s.mu.Lock()
+	d, keyf := s.dataDelay, s.dataKey
+	key := ""
+	if keyf != nil {
+		key = keyf(ss.tx)
+		s.inData[key]++
+		s.peakData[key] = max(s.peakData[key], s.inData[key])
+	}
+	s.mu.Unlock()
+	if d > 0 {
+		time.Sleep(d)
+	}
+	if keyf != nil {
+		s.mu.Lock()
+		s.inData[key]--
+		s.mu.Unlock()
+	}
+}
+
+// LMTPData answers each accepted recipient after DATA (LMTP).
+func (ss *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
+	var b bytes.Buffer
+	if _, err := io.Copy(&b, r); err != nil {
+		return err
+	}
+	ss.s.mu.Lock()
+	f := ss.s.dataReply
+	ss.s.mu.Unlock()
+	tx := ss.tx
+	tx.Data, tx.Rcpts, tx.Time = b.Bytes(), nil, time.Now()
+	for _, rc := range ss.tx.Rcpts {
+		var e *smtp.SMTPError
+		if f != nil {
+			e = f(rc)
+		}
+		if e == nil {
+			tx.Rcpts = append(tx.Rcpts, rc)
+			status.SetStatus(rc, nil)
+		} else {
+			status.SetStatus(rc, e)
+		}
+	}
+	ss.s.mu.Lock()
+	ss.s.txs = append(ss.s.txs, tx)
 	ss.s.mu.Unlock()
 	return nil
 }
