@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"sync"
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/vm"
@@ -211,11 +212,17 @@ func (s *Selector) Names() map[string]string {
 // Key is the configuration key the selector was read from.
 func (s *Selector) Key() string { return s.key }
 
+// vms reuses expr's virtual machines: a fresh one per evaluation would
+// allocate its stacks every time.
+var vms = sync.Pool{New: func() any { return new(vm.VM) }}
+
 // Eval picks the strategy name for env. It is safe for concurrent use.
 func (s *Selector) Eval(env *Env) (string, error) {
+	m := vms.Get().(*vm.VM)
+	defer vms.Put(m)
 	for _, b := range s.branches {
 		if b.cond != nil {
-			ok, err := expr.Run(b.cond, env)
+			ok, err := m.Run(b.cond, env)
 			if err != nil {
 				return "", fmt.Errorf("%s: %w", s.key, err)
 			}
@@ -226,7 +233,7 @@ func (s *Selector) Eval(env *Env) (string, error) {
 		if b.isLit {
 			return b.lit, nil
 		}
-		v, err := expr.Run(b.then, env)
+		v, err := m.Run(b.then, env)
 		if err != nil {
 			return "", fmt.Errorf("%s: %w", s.key, err)
 		}

@@ -1,9 +1,12 @@
 package maildir
 
 import (
+	"errors"
 	"path/filepath"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/mtad/mtad/messages"
 )
 
 // maxName is the longest directory name allowed (NAME_MAX on common
@@ -44,4 +47,25 @@ func hasControl(s string) bool {
 		}
 	}
 	return false
+}
+
+// Lookup reports whether addr has a mailbox, for checks at RCPT time: a
+// 550 5.1.1 or 550 5.1.3 reply when it does not, or a temporary reply when
+// that cannot be told. It does not create anything.
+func (s *Store) Lookup(addr string) *messages.Reply {
+	mbox, ok := s.mailboxDir(addr)
+	if !ok {
+		r := replyBadAddress
+		return &r
+	}
+	switch err := checkMailbox(mbox); {
+	case err == nil:
+		return nil
+	case errors.Is(err, errNoMailbox):
+		r := replyNoMailbox
+		return &r
+	default:
+		r := messages.Reply{Code: 451, Enhanced: "4.3.0", Text: "mailbox lookup failed", Class: ClassLocal}
+		return &r
+	}
 }

@@ -33,6 +33,10 @@ type Config struct {
 	// is answered 421 4.7.0 and closed. With MaxMessageSize it bounds the
 	// memory that submissions can hold. Default 1000.
 	MaxConnections int
+	// CheckRcpt, if set, is asked about each recipient that passed the
+	// relay rule; an *smtp.SMTPError it returns is the RCPT reply (for
+	// example 550 5.1.1 for an unknown local mailbox), nil accepts.
+	CheckRcpt func(rcpt string) error
 }
 
 // Defaults for the zero values of Config.

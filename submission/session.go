@@ -165,6 +165,12 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	if err := s.admit(addr); err != nil {
 		return err
 	}
+	if check := s.srv.cfg.CheckRcpt; check != nil {
+		if err := check(addr); err != nil {
+			s.log.Info("recipient refused", "rcpt", addr, "err", err)
+			return err
+		}
+	}
 	s.log.Debug("rcpt to", "rcpt", addr, "notify", opts.Notify, "orcpt", opts.OriginalRecipient)
 	return s.tx.add(addr, opts, s.srv.cfg.MaxRecipients)
 }
