@@ -102,7 +102,7 @@ func (s *Server) listen() error {
 	s.smtp = submission.New(submission.Config{
 		Hostname: s.cfg.Server.Hostname, MaxMessageSize: sc.MaxMessageSize, MaxRecipients: sc.MaxRecipients,
 		TrustedNetworks: sc.TrustedNetworks, LocalDomains: sc.LocalDomains, MaxConnections: sc.MaxConnections,
-		CheckRcpt: s.checkRcpt,
+		CheckRcpt:   s.checkRcpt,
 		ReadTimeout: sc.Timeout, WriteTimeout: sc.Timeout,
 	}, &acceptor{s}, s.log)
 	for name, l := range s.cfg.Server.Listeners {
