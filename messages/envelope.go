@@ -79,10 +79,11 @@ type Envelope struct {
 	Size    int64 // body size in bytes as journaled
 	Arrival time.Time
 
-	Body     BodyType
-	SMTPUTF8 bool
-	Ret      Ret
-	EnvID    string // ENVID= as given (xtext decoded)
+	Body       BodyType
+	SMTPUTF8   bool
+	RequireTLS bool // REQUIRETLS (RFC 8689): only over verified TLS to hops that advertise it
+	Ret        Ret
+	EnvID      string // ENVID= as given (xtext decoded)
 
 	// Where it came from: the client's IP and the EHLO name it used, and
 	// how it was admitted ("trusted", "authenticated", "dsn").

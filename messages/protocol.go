@@ -34,21 +34,22 @@ type JobRcpt struct {
 // that go there together. The queue actor creates it; destination and
 // connection actors read it.
 type Job struct {
-	Seq      uint64 // unique within its queue actor
-	MsgID    MsgID
-	Queue    string
-	Dest     string // destination key
-	From     string
-	Rcpts    []JobRcpt
-	Size     int64
-	Body     BodyType
-	SMTPUTF8 bool
-	Ret      Ret
-	EnvID    string
-	Attempt  int // attempt number (1 for the first)
-	Arrival  time.Time
-	Source   string
-	Priority int
+	Seq        uint64 // unique within its queue actor
+	MsgID      MsgID
+	Queue      string
+	Dest       string // destination key
+	From       string
+	Rcpts      []JobRcpt
+	Size       int64
+	Body       BodyType
+	SMTPUTF8   bool
+	RequireTLS bool
+	Ret        Ret
+	EnvID      string
+	Attempt    int // attempt number (1 for the first)
+	Arrival    time.Time
+	Source     string
+	Priority   int
 }
 
 // JobResult reports a finished job: one reply per Job.Rcpts entry, in order.
