@@ -20,7 +20,29 @@ type Config struct {
 	Session  Session
 	Resolver Resolver
 	Log      Log
+	TLS      TLS
+	Report   Report
 	Queue    Queue
+}
+
+// TLS holds node-wide outbound TLS settings.
+type TLS struct {
+	CAFile        string        // extra PEM roots trusted for outbound TLS and MTA-STS fetches
+	MTASTSPort    int           // port of MTA-STS policy hosts (443; settable for labs)
+	MTASTSTimeout time.Duration // bound on one policy fetch
+}
+
+// Report holds outgoing report settings.
+type Report struct {
+	TLS TLSReport
+}
+
+// TLSReport configures RFC 8460 aggregate reports.
+type TLSReport struct {
+	Enable       bool
+	From         string        // reporter address; default postmaster@<hostname>
+	Organization string        // default <hostname>
+	SendAt       time.Duration // time of day (UTC) the previous day's reports go out
 }
 
 // Server holds the node-wide settings.
@@ -29,11 +51,21 @@ type Server struct {
 	DataDir         string
 	Listeners       map[string]Listener
 	ShutdownTimeout time.Duration
+	Certificate     string // PEM certificate chain for submission TLS
+	PrivateKey      string // PEM private key
 }
+
+// Listener TLS modes.
+const (
+	ListenerPlain    = "none"     // no TLS
+	ListenerSTARTTLS = "starttls" // STARTTLS offered (RFC 3207)
+	ListenerImplicit = "implicit" // TLS from the first byte (RFC 8314)
+)
 
 // Listener is one SMTP listener.
 type Listener struct {
 	Bind []string
+	TLS  string // none, starttls or implicit
 }
 
 // Session holds the submission (admission) settings.
@@ -65,7 +97,24 @@ type Queue struct {
 	Schedule   map[string]Schedule
 	Route      map[string]Route
 	Connection map[string]Connection
+	TLS        map[string]TLSStrategy
 	Strategy   Strategy
+}
+
+// TLS policy modes.
+const (
+	TLSDisable  = "disable"
+	TLSOptional = "optional"
+	TLSRequire  = "require"
+)
+
+// TLSStrategy says how to secure a connection to one MX host.
+type TLSStrategy struct {
+	STARTTLS          string // disable, optional, require
+	DANE              string
+	MTASTS            string
+	AllowInvalidCerts bool
+	Timeout           time.Duration // STARTTLS and the handshake
 }
 
 // VirtualQueue is one queue actor's settings.
@@ -139,6 +188,7 @@ type Strategy struct {
 	Schedule   *expression.Selector
 	Route      *expression.Selector
 	Connection *expression.Selector
+	TLS        *expression.Selector
 }
 
 // MaildirPath is where a local route's Maildir tree is.

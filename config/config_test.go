@@ -257,3 +257,48 @@ func TestLocalRoute(t *testing.T) {
 		}
 	}
 }
+
+func TestTLSSettings(t *testing.T) {
+	c, err := Parse("t.toml", []byte(`
+[server.tls]
+certificate = "/etc/mtad/cert.pem"
+private-key = "/etc/mtad/key.pem"
+[server.listener.smtps]
+bind = ["127.0.0.1:465"]
+tls = "implicit"
+[server.listener.sub]
+bind = ["127.0.0.1:587"]
+[queue.tls.strict]
+starttls = "require"
+dane = "require"
+[report.tls]
+enable = true
+send-at = "01:15"
+[queue.strategy]
+tls = [ { if = "ends_with(mx, '.secure.test')", then = "'strict'" }, { else = "'default'" } ]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Server.Listeners["smtps"].TLS != ListenerImplicit || c.Server.Listeners["sub"].TLS != ListenerSTARTTLS {
+		t.Errorf("listener TLS modes: %+v", c.Server.Listeners)
+	}
+	if s := c.Queue.TLS["strict"]; s.STARTTLS != TLSRequire || s.DANE != TLSRequire || s.MTASTS != TLSOptional {
+		t.Errorf("strict: %+v", s)
+	}
+	if c.Report.TLS.SendAt != 75*time.Minute || c.TLS.MTASTSPort != 443 {
+		t.Errorf("report/tls: %+v %+v", c.Report.TLS, c.TLS)
+	}
+	for toml, key := range map[string]string{
+		"[server.listener.x]\nbind = [\"127.0.0.1:1\"]\ntls = \"implicit\"\n": "server.listener.x.tls",
+		"[server.tls]\ncertificate = \"a\"\n":                                 "server.tls",
+		"[queue.tls.x]\nstarttls = \"maybe\"\n":                               "queue.tls.x.starttls",
+		"[queue.tls.x]\nstarttls = \"disable\"\ndane = \"require\"\n":         "queue.tls.x",
+		"[report.tls]\nsend-at = \"25:00\"\n":                                 "report.tls.send-at",
+		"[queue.strategy]\ntls = \"'nope'\"\n":                                "queue.strategy.tls",
+	} {
+		if _, err := Parse("t.toml", []byte(toml)); err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("%q: error %v, want one naming %s", toml, err, key)
+		}
+	}
+}

@@ -42,6 +42,10 @@ func (c *Config) SetListen(addr string) error {
 	if _, _, err := net.SplitHostPort(addr); err != nil {
 		return fmt.Errorf("--listen: bad address %q (want host:port)", addr)
 	}
-	c.Server.Listeners = map[string]Listener{"submission": {Bind: []string{addr}}}
+	mode := ListenerPlain
+	if c.Server.Certificate != "" {
+		mode = ListenerSTARTTLS
+	}
+	c.Server.Listeners = map[string]Listener{"submission": {Bind: []string{addr}, TLS: mode}}
 	return nil
 }

@@ -8,7 +8,26 @@ type rawConfig struct {
 	Session  rawSession  `toml:"session"`
 	Resolver rawResolver `toml:"resolver"`
 	Log      rawLog      `toml:"log"`
+	TLS      rawTLS      `toml:"tls"`
+	Report   rawReport   `toml:"report"`
 	Queue    rawQueue    `toml:"queue"`
+}
+
+type rawTLS struct {
+	CAFile        string `toml:"ca-file"`
+	MTASTSPort    *int   `toml:"mta-sts-port"`
+	MTASTSTimeout string `toml:"mta-sts-timeout"`
+}
+
+type rawReport struct {
+	TLS rawTLSReport `toml:"tls"`
+}
+
+type rawTLSReport struct {
+	Enable       bool   `toml:"enable"`
+	From         string `toml:"from"`
+	Organization string `toml:"organization"`
+	SendAt       string `toml:"send-at"`
 }
 
 type rawServer struct {
@@ -16,10 +35,17 @@ type rawServer struct {
 	DataDir         string                 `toml:"data-dir"`
 	Listener        map[string]rawListener `toml:"listener"`
 	ShutdownTimeout string                 `toml:"shutdown-timeout"`
+	TLS             rawServerTLS           `toml:"tls"`
+}
+
+type rawServerTLS struct {
+	Certificate string `toml:"certificate"`
+	PrivateKey  string `toml:"private-key"`
 }
 
 type rawListener struct {
 	Bind []string `toml:"bind"`
+	TLS  string   `toml:"tls"`
 }
 
 type rawSession struct {
@@ -43,11 +69,20 @@ type rawLog struct {
 }
 
 type rawQueue struct {
-	Virtual    map[string]rawVirtual    `toml:"virtual"`
-	Schedule   map[string]rawSchedule   `toml:"schedule"`
-	Route      map[string]rawRoute      `toml:"route"`
-	Connection map[string]rawConnection `toml:"connection"`
-	Strategy   rawStrategy              `toml:"strategy"`
+	Virtual    map[string]rawVirtual     `toml:"virtual"`
+	Schedule   map[string]rawSchedule    `toml:"schedule"`
+	Route      map[string]rawRoute       `toml:"route"`
+	Connection map[string]rawConnection  `toml:"connection"`
+	TLS        map[string]rawTLSStrategy `toml:"tls"`
+	Strategy   rawStrategy               `toml:"strategy"`
+}
+
+type rawTLSStrategy struct {
+	STARTTLS          string `toml:"starttls"`
+	DANE              string `toml:"dane"`
+	MTASTS            string `toml:"mta-sts"`
+	AllowInvalidCerts bool   `toml:"allow-invalid-certs"`
+	Timeout           string `toml:"timeout"`
 }
 
 type rawVirtual struct {
@@ -98,4 +133,5 @@ type rawStrategy struct {
 	Schedule   any `toml:"schedule"`
 	Route      any `toml:"route"`
 	Connection any `toml:"connection"`
+	TLS        any `toml:"tls"`
 }

@@ -17,8 +17,9 @@ func (r *rawConfig) validate() (*Config, error) {
 	c := &Config{}
 	steps := []func(*Config) error{
 		r.Server.validate, r.Session.validate, r.Resolver.validate, r.Log.validate,
+		r.TLS.validate, r.Report.validate,
 		r.Queue.validateVirtual, r.Queue.validateSchedules, r.Queue.validateRoutes,
-		r.Queue.validateConnections, r.Queue.validateStrategy,
+		r.Queue.validateConnections, r.Queue.validateTLS, r.Queue.validateStrategy,
 	}
 	for _, step := range steps {
 		if err := step(c); err != nil {
@@ -45,18 +46,107 @@ func (r *rawServer) validate(c *Config) error {
 	if c.Server.ShutdownTimeout, err = durationOr("server.shutdown-timeout", r.ShutdownTimeout, 30*time.Second); err != nil {
 		return err
 	}
+	c.Server.Certificate, c.Server.PrivateKey = r.TLS.Certificate, r.TLS.PrivateKey
+	if (r.TLS.Certificate == "") != (r.TLS.PrivateKey == "") {
+		return fmt.Errorf("server.tls: set both certificate and private-key, or neither")
+	}
 	c.Server.Listeners = map[string]Listener{}
 	for name, l := range r.Listener {
-		key := "server.listener." + name + ".bind"
-		if len(l.Bind) == 0 {
-			return fmt.Errorf("%s: at least one address is needed", key)
+		out, err := l.validate("server.listener."+name, c.Server.Certificate != "")
+		if err != nil {
+			return err
 		}
-		for i, b := range l.Bind {
-			if _, _, err := net.SplitHostPort(b); err != nil {
-				return fmt.Errorf("%s[%d]: bad address %q (want host:port)", key, i, b)
+		c.Server.Listeners[name] = out
+	}
+	return nil
+}
+
+func (l *rawListener) validate(key string, haveCert bool) (Listener, error) {
+	if len(l.Bind) == 0 {
+		return Listener{}, fmt.Errorf("%s.bind: at least one address is needed", key)
+	}
+	for i, b := range l.Bind {
+		if _, _, err := net.SplitHostPort(b); err != nil {
+			return Listener{}, fmt.Errorf("%s.bind[%d]: bad address %q (want host:port)", key, i, b)
+		}
+	}
+	out := Listener{Bind: l.Bind, TLS: l.TLS}
+	switch l.TLS {
+	case "":
+		out.TLS = ListenerPlain
+		if haveCert {
+			out.TLS = ListenerSTARTTLS
+		}
+	case ListenerPlain:
+	case ListenerSTARTTLS, ListenerImplicit:
+		if !haveCert {
+			return out, fmt.Errorf("%s.tls: %q needs server.tls.certificate and private-key", key, l.TLS)
+		}
+	default:
+		return out, fmt.Errorf("%s.tls: %q is not none, starttls or implicit", key, l.TLS)
+	}
+	return out, nil
+}
+
+func (r *rawTLS) validate(c *Config) error {
+	c.TLS.CAFile = r.CAFile
+	var err error
+	if c.TLS.MTASTSPort, err = portOr("tls.mta-sts-port", r.MTASTSPort, 443); err != nil {
+		return err
+	}
+	c.TLS.MTASTSTimeout, err = durationOr("tls.mta-sts-timeout", r.MTASTSTimeout, 10*time.Second)
+	return err
+}
+
+func (r *rawReport) validate(c *Config) error {
+	t := r.TLS
+	c.Report.TLS = TLSReport{Enable: t.Enable, From: t.From, Organization: t.Organization}
+	if t.From != "" && !strings.Contains(t.From, "@") {
+		return fmt.Errorf("report.tls.from: %q is not an address", t.From)
+	}
+	at := t.SendAt
+	if at == "" {
+		at = "00:30"
+	}
+	hm, err := time.Parse("15:04", at)
+	if err != nil {
+		return fmt.Errorf("report.tls.send-at: %q is not a time of day like \"00:30\"", at)
+	}
+	c.Report.TLS.SendAt = time.Duration(hm.Hour())*time.Hour + time.Duration(hm.Minute())*time.Minute
+	return nil
+}
+
+func (r *rawQueue) validateTLS(c *Config) error {
+	c.Queue.TLS = map[string]TLSStrategy{}
+	def := TLSStrategy{STARTTLS: TLSOptional, DANE: TLSOptional, MTASTS: TLSOptional, Timeout: 30 * time.Second}
+	if _, ok := r.TLS["default"]; !ok {
+		c.Queue.TLS["default"] = def
+	}
+	for name, t := range r.TLS {
+		key := "queue.tls." + name
+		out := TLSStrategy{AllowInvalidCerts: t.AllowInvalidCerts}
+		for _, f := range []struct {
+			name string
+			in   string
+			dst  *string
+		}{{"starttls", t.STARTTLS, &out.STARTTLS}, {"dane", t.DANE, &out.DANE}, {"mta-sts", t.MTASTS, &out.MTASTS}} {
+			switch f.in {
+			case "":
+				*f.dst = TLSOptional
+			case TLSDisable, TLSOptional, TLSRequire:
+				*f.dst = f.in
+			default:
+				return fmt.Errorf("%s.%s: %q is not disable, optional or require", key, f.name, f.in)
 			}
 		}
-		c.Server.Listeners[name] = Listener{Bind: l.Bind}
+		if out.STARTTLS == TLSDisable && (out.DANE == TLSRequire || out.MTASTS == TLSRequire) {
+			return fmt.Errorf("%s: starttls = \"disable\" contradicts dane or mta-sts = \"require\"", key)
+		}
+		var err error
+		if out.Timeout, err = durationOr(key+".timeout", t.Timeout, 30*time.Second); err != nil {
+			return err
+		}
+		c.Queue.TLS[name] = out
 	}
 	return nil
 }
@@ -470,6 +560,7 @@ func (r *rawQueue) validateStrategy(c *Config) error {
 		{"queue.strategy.schedule", r.Strategy.Schedule, "'default'", &c.Queue.Strategy.Schedule, has(c.Queue.Schedule), "queue.schedule"},
 		{"queue.strategy.route", r.Strategy.Route, defaultRoute, &c.Queue.Strategy.Route, has(c.Queue.Route), "queue.route"},
 		{"queue.strategy.connection", r.Strategy.Connection, "'default'", &c.Queue.Strategy.Connection, has(c.Queue.Connection), "queue.connection"},
+		{"queue.strategy.tls", r.Strategy.TLS, "'default'", &c.Queue.Strategy.TLS, has(c.Queue.TLS), "queue.tls"},
 	}
 	for _, s := range sels {
 		raw := s.raw
