@@ -17,9 +17,14 @@ import (
 // of UnixNano). IDs and indexes live in the key, not the value. A reader
 // rejects an unknown version, an out-of-range value and trailing bytes.
 //
-// Envelope, version 1: nrcpts(uvarint) From(string) Size(varint)
+// Envelope, version 2: nrcpts(uvarint) From(string) Size(varint)
 // Arrival(time) Body(string) SMTPUTF8(byte 0|1) Ret(string) EnvID(string)
-// ReceivedFromIP(string) Helo(string) Source(string) Priority(varint).
+// ReceivedFromIP(string) Helo(string) Source(string) Priority(varint)
+// Flags(uvarint; bit 0 RequireTLS, any other bit is rejected). Version 1
+// is version 2 without Flags: it is still read, as all flags clear, so
+// records journaled before the upgrade load; only version 2 is written.
+// An mtad older than version 2 refuses a version 2 record (Load names its
+// key): downgrading needs an empty queue.
 //
 // Recipient, version 1: Addr(string) Notify(byte) ORcpt(string)
 // Status(byte) Queue(string) Attempts(varint) NextAttempt(time)
@@ -27,7 +32,15 @@ import (
 // LastReply.Class(string) NotifyNum(varint).
 const (
 	envelopeV1  byte = 1
+	envelopeV2  byte = 2
 	recipientV1 byte = 1
+)
+
+// Bits of the Flags field of an envelope record.
+const (
+	envFlagRequireTLS uint64 = 1 << iota
+
+	envFlagsKnown = envFlagRequireTLS
 )
 
 // notifyMask holds every Notify bit the messages package defines.
@@ -46,7 +59,7 @@ var (
 // appendEnvelope appends the record of env, without its recipients but
 // with their count, to b.
 func appendEnvelope(b []byte, env *messages.Envelope) []byte {
-	b = append(b, envelopeV1)
+	b = append(b, envelopeV2)
 	b = binary.AppendUvarint(b, uint64(len(env.Rcpts)))
 	b = appendString(b, env.From)
 	b = binary.AppendVarint(b, env.Size)
@@ -58,7 +71,16 @@ func appendEnvelope(b []byte, env *messages.Envelope) []byte {
 	b = appendString(b, env.ReceivedFromIP)
 	b = appendString(b, env.Helo)
 	b = appendString(b, env.Source)
-	return binary.AppendVarint(b, int64(env.Priority))
+	b = binary.AppendVarint(b, int64(env.Priority))
+	return binary.AppendUvarint(b, envelopeFlags(env))
+}
+
+func envelopeFlags(env *messages.Envelope) uint64 {
+	var f uint64
+	if env.RequireTLS {
+		f |= envFlagRequireTLS
+	}
+	return f
 }
 
 // appendRecipient appends the record of r, without its index, to b.
@@ -102,7 +124,7 @@ func appendTime(b []byte, t time.Time) []byte {
 // holds.
 func decodeEnvelope(id messages.MsgID, v []byte) (*messages.Envelope, int, error) {
 	d := decoder{b: v}
-	d.version(envelopeV1)
+	ver := d.version(envelopeV1, envelopeV2)
 	n := d.uvarint()
 	if d.err == nil && n > maxRcpts {
 		d.fail(fmt.Errorf("recipient count %d out of range", n))
@@ -119,6 +141,9 @@ func decodeEnvelope(id messages.MsgID, v []byte) (*messages.Envelope, int, error
 	env.Helo = d.string()
 	env.Source = d.string()
 	env.Priority = d.int()
+	if ver >= envelopeV2 {
+		env.RequireTLS = d.envelopeFlags()&envFlagRequireTLS != 0
+	}
 	if err := d.finish("envelope"); err != nil {
 		return nil, 0, err
 	}
@@ -128,7 +153,7 @@ func decodeEnvelope(id messages.MsgID, v []byte) (*messages.Envelope, int, error
 // decodeRecipient decodes the record of the recipient at index.
 func decodeRecipient(index uint32, v []byte) (messages.Recipient, error) {
 	d := decoder{b: v}
-	d.version(recipientV1)
+	d.version(recipientV1, recipientV1)
 	r := messages.Recipient{Index: index}
 	r.Addr = d.string()
 	r.Notify = messages.Notify(d.byte())
@@ -176,10 +201,23 @@ func (d *decoder) fail(err error) {
 	}
 }
 
-func (d *decoder) version(want byte) {
-	if v := d.byte(); d.err == nil && v != want {
+// version reads the version byte and fails unless it is within
+// [oldest, newest]; it returns the version read.
+func (d *decoder) version(oldest, newest byte) byte {
+	v := d.byte()
+	if d.err == nil && (v < oldest || v > newest) {
 		d.fail(fmt.Errorf("unknown record version %d", v))
 	}
+	return v
+}
+
+// envelopeFlags reads the Flags field, failing on bits it does not know.
+func (d *decoder) envelopeFlags() uint64 {
+	f := d.uvarint()
+	if d.err == nil && f&^envFlagsKnown != 0 {
+		d.fail(fmt.Errorf("envelope flags %#x have unknown bits", f))
+	}
+	return f
 }
 
 func (d *decoder) byte() byte {

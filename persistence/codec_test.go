@@ -1,7 +1,12 @@
 package persistence
 
 import (
+	"bytes"
+	"os"
+	"path/filepath"
 	"reflect"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,6 +23,7 @@ func TestCodecRoundTrip(t *testing.T) {
 		{"full", full},
 		{"epoch is not zero", &messages.Envelope{ID: 2, Arrival: time.Unix(0, 0), Size: -1, Priority: 1 << 40}},
 		{"null sender", &messages.Envelope{ID: 3, Ret: messages.RetFull, Body: messages.BodyBinaryMIME}},
+		{"require tls only", &messages.Envelope{ID: 4, RequireTLS: true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -45,6 +51,90 @@ func TestCodecRoundTrip(t *testing.T) {
 			t.Errorf("recipient %d:\n got %+v\nwant %+v", r.Index, got, r)
 		}
 	}
+}
+
+// TestDecodeEnvelopeSeeds reads envelope records as committed under
+// testdata. "full" and "zero" are version 1 records, written before
+// RequireTLS was stored: they must keep loading, with RequireTLS false.
+// "full-v2" is today's format, which appendEnvelope must still produce.
+func TestDecodeEnvelopeSeeds(t *testing.T) {
+	v1 := sampleEnvelope(7)
+	v1.Rcpts, v1.RequireTLS = nil, false
+	v2 := sampleEnvelope(7)
+	v2.Rcpts = nil
+	tests := []struct {
+		seed    string
+		version byte
+		want    *messages.Envelope
+		rcpts   int
+	}{
+		{"full", envelopeV1, v1, 3},
+		{"zero", envelopeV1, &messages.Envelope{ID: 7}, 0},
+		{"full-v2", envelopeV2, v2, 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.seed, func(t *testing.T) {
+			v := readSeed(t, filepath.Join("testdata", "fuzz", "FuzzDecodeEnvelope", tt.seed))
+			if v[0] != tt.version {
+				t.Fatalf("seed is version %d, want %d", v[0], tt.version)
+			}
+			got, n, err := decodeEnvelope(7, v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n != tt.rcpts {
+				t.Errorf("recipient count %d, want %d", n, tt.rcpts)
+			}
+			checkEqual(t, got, tt.want)
+			if tt.version == envelopeV2 {
+				if again := appendEnvelope(nil, sampleEnvelope(7)); !bytes.Equal(again, v) {
+					t.Errorf("appendEnvelope changed the format:\n got %q\nwant %q", again, v)
+				}
+			}
+		})
+	}
+}
+
+func TestDecodeEnvelopeRefuses(t *testing.T) {
+	v2 := appendEnvelope(nil, sampleEnvelope(7))
+	tests := []struct {
+		name string
+		v    []byte
+		want string
+	}{
+		{"version 0", append([]byte{0}, v2[1:]...), "unknown record version 0"},
+		{"version 3", append([]byte{3}, v2[1:]...), "unknown record version 3"},
+		{"unknown flag", append(v2[:len(v2)-1:len(v2)-1], 0x03), "unknown bits"},
+		{"version 2 without flags", v2[:len(v2)-1], "malformed varint"},
+		{"version 1 with flags", append([]byte{envelopeV1}, v2[1:]...), "1 trailing bytes"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := decodeEnvelope(7, tt.v)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want one containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// readSeed returns the []byte value of a committed fuzz seed file.
+func readSeed(t *testing.T, path string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	header, value, _ := bytes.Cut(data, []byte("\n"))
+	lit, ok := strings.CutPrefix(strings.TrimSpace(string(value)), "[]byte(")
+	if string(header) != "go test fuzz v1" || !ok || !strings.HasSuffix(lit, ")") {
+		t.Fatalf("%s: not a one-value []byte seed", path)
+	}
+	s, err := strconv.Unquote(strings.TrimSuffix(lit, ")"))
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return []byte(s)
 }
 
 // FuzzDecodeEnvelope checks that the decoder never panics, and that what

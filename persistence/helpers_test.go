@@ -61,6 +61,7 @@ func sampleEnvelope(id messages.MsgID) *messages.Envelope {
 		Arrival:        arrival,
 		Body:           messages.Body8BitMIME,
 		SMTPUTF8:       true,
+		RequireTLS:     true,
 		Ret:            messages.RetHdrs,
 		EnvID:          "env-" + id.String(),
 		ReceivedFromIP: "2001:db8::25",

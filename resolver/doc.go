@@ -1,7 +1,8 @@
 // Package resolver looks up what outbound delivery needs from the DNS: the
-// MX hosts of a recipient domain and the addresses of a host. It talks to
-// the configured recursive nameservers with miekg/dns and owns no state but
-// a small cache of their answers.
+// MX hosts of a recipient domain, the addresses of a host, the TLSA
+// records of a TLS service (DANE) and TXT records (MTA-STS, TLSRPT). It
+// talks to the configured recursive nameservers with miekg/dns and owns no
+// state but a small cache of their answers.
 //
 // The contract:
 //   - Every error a lookup returns is an *Error, reached with errors.As,
@@ -17,14 +18,19 @@
 //   - LookupIP returns addresses in the order asked for; a host that fails
 //     temporarily in one family but has addresses in the other gets those
 //     addresses. IP literals are returned without a query.
+//   - LookupTLSA treats NXDOMAIN and NODATA as an empty result, not an
+//     error: its Authenticated flag then says whether the denial was
+//     validated, which is what DANE needs (RFC 7672 section 2.2). LookupTXT
+//     returns NODATA as an empty result and NXDOMAIN as 550 5.1.2.
 //   - CNAMEs are followed, at most 8 links.
 //   - Queries go over UDP with EDNS0 (4096-byte buffer) and the DO bit, and
 //     over TCP when the answer is truncated. A query that fails moves to
 //     the next nameserver, for Attempts rounds through the list, each try
 //     bounded by Timeout and the caller's context.
-//   - The Full variants report whether every answer used carried the AD
-//     bit (the nameserver validated it with DNSSEC), for DANE. The AD bit
-//     is only as trustworthy as the path to the nameserver.
+//   - The Full variants, LookupTLSA and LookupTXT report whether every
+//     answer used carried the AD bit (the nameserver validated it with
+//     DNSSEC), for DANE. The AD bit is only as trustworthy as the path to
+//     the nameserver.
 //   - Answers are cached per name and type for their TTL (clamped to
 //     [5s, 1h]; negative answers to the SOA minimum, at most 5m, 1m when
 //     there is no SOA), up to Config.CacheSize entries.

@@ -74,6 +74,9 @@ func owned(rrs []dns.RR, name string, qtype uint16) []dns.RR {
 // (IDNA A-labels for a name with non-ASCII characters).
 func normalize(name string) (string, error) {
 	name = strings.TrimSuffix(name, ".")
+	if !utf8.ValidString(name) {
+		return "", ErrInvalidName
+	}
 	if !isASCII(name) {
 		ascii, err := idna.Lookup.ToASCII(name)
 		if err != nil {

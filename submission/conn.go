@@ -1,12 +1,13 @@
 package submission
 
 import (
+	"crypto/tls"
 	"io"
-
-	"github.com/emersion/go-smtp"
 	"net"
 	"sync"
 	"time"
+
+	"github.com/emersion/go-smtp"
 )
 
 // byeTimeout bounds the write of the 421 sent when a connection is closed
@@ -15,14 +16,28 @@ const byeTimeout = 5 * time.Second
 
 // trackedConn is a client connection as the Server tracks it for Shutdown:
 // busy while a transaction is open, from an accepted MAIL to the end of
-// DATA, RSET or a new EHLO.
+// DATA, RSET or a new EHLO. It is the TCP connection: under TLS, go-smtp
+// talks to a *tls.Conn over it, and Close here closes both at once
+// without waiting on a TLS close_notify.
 type trackedConn struct {
 	net.Conn
-	srv *Server
+	srv         *Server
+	implicitTLS bool // from ServeTLS: nothing may be written in clear
 
-	mu      sync.Mutex // guards busy and closing
+	mu      sync.Mutex // guards busy, closing and tls
 	busy    bool
-	closing bool // told 421, closed or logged out: no new transaction
+	closing bool      // told 421, closed or logged out: no new transaction
+	tls     *tls.Conn // the TLS layer over Conn, once its handshake is done
+}
+
+// trackedOf returns the trackedConn under nc, a connection go-smtp holds
+// (ours, or a *tls.Conn over ours); nil if there is none.
+func trackedOf(nc net.Conn) *trackedConn {
+	if t, ok := nc.(*tls.Conn); ok {
+		nc = t.NetConn()
+	}
+	tc, _ := nc.(*trackedConn)
+	return tc
 }
 
 // Close stops tracking c and closes it; it may be called more than once.
@@ -64,6 +79,26 @@ func (c *trackedConn) end() {
 	}
 }
 
+// setTLS records the TLS layer over c once its handshake is done, so that
+// a 421 goes through it. Runs on the connection's goroutine.
+func (c *trackedConn) setTLS(t *tls.Conn) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	c.tls = t
+	c.mu.Unlock()
+}
+
+// startedTLS is STARTTLS done: go-smtp ended the session, and with it a
+// transaction open before STARTTLS (without a Reset), so this is end too.
+// Runs on the connection's goroutine (session.Logout), not under
+// go-smtp's connection lock.
+func (c *trackedConn) startedTLS(t *tls.Conn) {
+	c.setTLS(t)
+	c.end()
+}
+
 // finish marks a connection that go-smtp is closing (session.Logout).
 func (c *trackedConn) finish() {
 	if c == nil {
@@ -87,9 +122,30 @@ func (c *trackedConn) drain() {
 	}
 }
 
-// bye writes 421 4.3.2 and closes c. Callers make sure it runs once.
+// bye writes e (a 421) and closes c. Callers make sure it runs once.
 func (c *trackedConn) bye(e *smtp.SMTPError) {
-	c.SetWriteDeadline(time.Now().Add(byeTimeout))
-	io.WriteString(c.Conn, replyLine(e.Code, e.EnhancedCode, e.Message))
+	if w := c.replyWriter(); w != nil {
+		c.SetWriteDeadline(time.Now().Add(byeTimeout))
+		io.WriteString(w, replyLine(e.Code, e.EnhancedCode, e.Message))
+	}
 	c.Close()
+}
+
+// replyWriter is where a reply to the client goes: the TLS layer once its
+// handshake is done, else the connection itself. It is nil on an implicit
+// TLS connection whose handshake may still run (no session yet): a reply
+// in clear would be garbage to the client, and writing through TLS would
+// wait for that handshake, so such a connection is closed without one.
+// During a STARTTLS handshake the 421 goes out in clear and breaks the
+// handshake, which is as good as closing.
+func (c *trackedConn) replyWriter() io.Writer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.tls != nil:
+		return c.tls
+	case c.implicitTLS:
+		return nil
+	}
+	return c.Conn
 }

@@ -20,6 +20,17 @@
 //   - Replies never carry internal detail: an Acceptor error that is not an
 //     *smtp.SMTPError becomes 451 4.3.0 and is logged with its msgid.
 //
+// TLS: with Config.TLSConfig, Serve offers STARTTLS (RFC 3207) and
+// ServeTLS serves implicit TLS (RFC 8314). STARTTLS ends the session:
+// nothing from before it (EHLO name, an open transaction, commands
+// pipelined after STARTTLS) survives, and the client starts over with
+// EHLO. The Received header says ESMTPS (UTF8SMTPS) for mail received
+// over TLS (RFC 3848). TLS sessions offer REQUIRETLS (RFC 8689); the MAIL
+// parameter sets Envelope.RequireTLS, and is refused in clear with 530
+// 5.7.10. The "TLS-Required: No" header field of RFC 8689 is not
+// supported: it stays in the message as it is, and mtad's TLS policies
+// (MTA-STS, DANE) apply to such a message as to any other.
+//
 // Concurrency: a Server serves any number of listeners at once, each
 // connection on its own go-smtp goroutine, so Accept is called
 // concurrently. Shutdown stops accepting at once, says 421 4.3.2 to idle

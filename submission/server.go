@@ -2,6 +2,7 @@ package submission
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -37,6 +38,12 @@ type Config struct {
 	// relay rule; an *smtp.SMTPError it returns is the RCPT reply (for
 	// example 550 5.1.1 for an unknown local mailbox), nil accepts.
 	CheckRcpt func(rcpt string) error
+	// TLSConfig, when set, turns TLS on: listeners given to Serve offer
+	// STARTTLS (RFC 3207), ServeTLS serves implicit TLS (RFC 8314), and
+	// TLS sessions offer REQUIRETLS (RFC 8689). Nil: no TLS, and ServeTLS
+	// fails. New takes a copy (tls.Config.Clone); LoadTLSConfig makes one
+	// from PEM files.
+	TLSConfig *tls.Config
 }
 
 // Defaults for the zero values of Config.
@@ -108,6 +115,7 @@ func New(cfg Config, acc Acceptor, log *slog.Logger) *Server {
 		log = slog.New(slog.DiscardHandler)
 	}
 	cfg = cfg.withDefaults()
+	cfg.TLSConfig = cfg.TLSConfig.Clone()
 	s := &Server{
 		cfg:   cfg,
 		acc:   acc,
@@ -131,6 +139,12 @@ func newSMTPServer(cfg Config, be smtp.Backend, log *slog.Logger) *smtp.Server {
 	gs.WriteTimeout = cfg.WriteTimeout
 	gs.EnableSMTPUTF8 = true
 	gs.EnableDSN = true
+	// go-smtp offers STARTTLS when TLSConfig is set and the session is
+	// not TLS yet, and REQUIRETLS only on TLS sessions; it accepts the
+	// REQUIRETLS parameter of MAIL on any session, session.Mail refuses
+	// it in clear.
+	gs.TLSConfig = cfg.TLSConfig
+	gs.EnableREQUIRETLS = cfg.TLSConfig != nil
 	gs.ErrorLog = errorLog{log}
 	return gs
 }
@@ -144,10 +158,33 @@ func lowerSet(domains []string) map[string]bool {
 }
 
 // Serve accepts connections on l until Shutdown, and returns nil then.
-// Many listeners may be served concurrently. After Shutdown it closes l at
-// once and returns smtp.ErrServerClosed.
+// Sessions start in clear and are offered STARTTLS when Config.TLSConfig
+// is set. Many listeners may be served concurrently. After Shutdown it
+// closes l at once and returns smtp.ErrServerClosed. A TLSConfig without
+// a certificate is an error at once (l is closed).
 func (s *Server) Serve(l net.Listener) error {
-	tl := s.addListener(l)
+	return s.serve(l, nil)
+}
+
+// ServeTLS is Serve for implicit TLS (RFC 8314 3.3, the submissions port
+// 465): every connection is TLS from its first byte, with
+// Config.TLSConfig, and STARTTLS is not offered. Without a TLSConfig it
+// closes l and returns an error.
+func (s *Server) ServeTLS(l net.Listener) error {
+	if s.cfg.TLSConfig == nil {
+		l.Close()
+		return errNoTLSConfig
+	}
+	return s.serve(l, s.cfg.TLSConfig)
+}
+
+// serve serves l, wrapping each connection in TLS with implicit when set.
+func (s *Server) serve(l net.Listener, implicit *tls.Config) error {
+	if err := checkTLSConfig(s.cfg.TLSConfig); err != nil {
+		l.Close()
+		return err
+	}
+	tl := s.addListener(l, implicit)
 	if tl == nil {
 		l.Close()
 		return smtp.ErrServerClosed
@@ -160,14 +197,14 @@ func (s *Server) Serve(l net.Listener) error {
 	return err
 }
 
-func (s *Server) addListener(l net.Listener) *listener {
+func (s *Server) addListener(l net.Listener, implicit *tls.Config) *listener {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.draining.Load() {
 		return nil
 	}
 	s.serving.Add(1)
-	tl := &listener{Listener: l, srv: s}
+	tl := &listener{Listener: l, srv: s, tls: implicit}
 	s.listeners = append(s.listeners, tl)
 	return tl
 }
@@ -274,9 +311,13 @@ func (b backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 
 // listener tracks the connections it accepts, so that Shutdown can reach
 // them (go-smtp gives no access to its own), and can be closed twice.
+// With tls set it hands go-smtp each connection as a *tls.Conn over the
+// tracked one (go-smtp runs the handshake, bounded by its timeouts): the
+// tracking, and Shutdown's Close, stay on the TCP connection.
 type listener struct {
 	net.Listener
 	srv  *Server
+	tls  *tls.Config // implicit TLS; nil for a plain (STARTTLS) listener
 	once sync.Once
 	err  error
 }
@@ -287,9 +328,11 @@ func (l *listener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		tc := &trackedConn{Conn: c, srv: l.srv}
+		tc := &trackedConn{Conn: c, srv: l.srv, implicitTLS: l.tls != nil}
 		e := l.srv.addConn(tc)
 		switch {
+		case e == nil && l.tls != nil:
+			return tls.Server(tc, l.tls), nil
 		case e == nil:
 			return tc, nil
 		case e == errTooManyConns:

@@ -1,6 +1,7 @@
 package submission
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -26,6 +27,7 @@ var (
 	errTooManyRcpts  = replyErr(452, 4, 5, 3, "Too many recipients")
 	errLineTooLong   = replyErr(500, 5, 5, 2, "Line too long")
 	errTempFailure   = replyErr(451, 4, 3, 0, "Temporary failure, please try again later")
+	errRequireTLS    = replyErr(530, 5, 7, 10, "REQUIRETLS needs a TLS session")
 	errMessageTooBig = smtp.ErrDataTooLarge // 552 5.3.4
 )
 
@@ -49,6 +51,11 @@ type session struct {
 	log     *slog.Logger // carries remote_ip
 	ip      netip.Addr   // invalid when the peer is not TCP
 	trusted bool
+	// overTLS is whether the session runs over TLS, implicit or after
+	// STARTTLS. It never changes: STARTTLS ends the session (go-smtp calls
+	// Logout) and the client's next EHLO starts a new one, which knows
+	// nothing from before TLS (RFC 3207 4.2).
+	overTLS bool
 
 	// authenticated is the identity the client proved with AUTH, "" when
 	// none. AUTH is not offered yet; when it is, an smtp.AuthSession
@@ -71,11 +78,18 @@ var _ smtp.Session = (*session)(nil)
 
 func newSession(srv *Server, c *smtp.Conn) *session {
 	nc := c.Conn()
-	tc, _ := nc.(*trackedConn)
 	ip := remoteIP(nc)
-	s := &session{srv: srv, conn: c, netConn: nc, tc: tc, ip: ip, trusted: srv.trusted(ip)}
+	s := &session{srv: srv, conn: c, netConn: nc, tc: trackedOf(nc), ip: ip, trusted: srv.trusted(ip)}
 	s.log = srv.log.With("remote_ip", ipString(ip))
-	s.log.Debug("session", "helo", c.Hostname(), "trusted", s.trusted)
+	attrs := []any{"helo", c.Hostname(), "trusted", s.trusted}
+	if state, ok := c.TLSConnectionState(); ok {
+		// A session starts at EHLO, after the greeting: the handshake
+		// is done.
+		s.overTLS = true
+		s.tc.setTLS(nc.(*tls.Conn))
+		attrs = append(attrs, "tls", tls.VersionName(state.Version), "cipher", tls.CipherSuiteName(state.CipherSuite))
+	}
+	s.log.Debug("session", attrs...)
 	return s
 }
 
@@ -113,6 +127,12 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	if s.open() {
 		return errNestedMail // RFC 5321 4.1.4; go-smtp would allow it
 	}
+	if opts.RequireTLS && !s.overTLS {
+		// RFC 8689: REQUIRETLS is offered, and taken, on TLS sessions
+		// only. go-smtp advertises it only there but accepts the
+		// parameter on any session.
+		return errRequireTLS
+	}
 	from, err := checkReversePath(from, opts.UTF8)
 	if err != nil {
 		return addressError(err, errSenderSyntax)
@@ -124,7 +144,7 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	s.mu.Lock()
 	s.tx = tx
 	s.mu.Unlock()
-	s.log.Debug("mail from", "from", from, "size", opts.Size, "body", opts.Body, "smtputf8", opts.UTF8)
+	s.log.Debug("mail from", "from", from, "size", opts.Size, "body", opts.Body, "smtputf8", opts.UTF8, "requiretls", opts.RequireTLS)
 	return nil
 }
 
@@ -135,18 +155,18 @@ func (s *session) open() bool {
 }
 
 func (s *session) newTxn(from string, opts *smtp.MailOptions) *txn {
-	_, tls := s.conn.TLSConnectionState()
 	env := &messages.Envelope{
 		From:           from,
 		Body:           messages.BodyType(opts.Body),
 		SMTPUTF8:       opts.UTF8,
+		RequireTLS:     opts.RequireTLS,
 		Ret:            messages.Ret(opts.Return),
 		EnvID:          opts.EnvelopeID,
 		ReceivedFromIP: ipString(s.ip),
 		Helo:           s.conn.Hostname(),
 		Source:         s.source(),
 	}
-	proto := withProtocol(opts.UTF8, tls, s.authenticated != "")
+	proto := withProtocol(opts.UTF8, s.overTLS, s.authenticated != "")
 	return &txn{env: env, seen: make(map[string]bool), proto: proto}
 }
 
@@ -313,11 +333,19 @@ func (s *session) Reset() {
 	s.tc.end()
 }
 
-// Logout is called by go-smtp as it closes the connection.
+// Logout is called by go-smtp, on the connection's goroutine, as it closes
+// the connection, and when a STARTTLS handshake succeeded: that ends the
+// session, and any transaction in it, but not the connection, which now
+// runs over TLS (conn.Conn() is the *tls.Conn already).
 func (s *session) Logout() error {
 	s.mu.Lock()
 	s.tx = nil
 	s.mu.Unlock()
+	if t, ok := s.conn.Conn().(*tls.Conn); ok && !s.overTLS {
+		s.log.Debug("starttls")
+		s.tc.startedTLS(t)
+		return nil
+	}
 	s.tc.finish()
 	return nil
 }
