@@ -78,6 +78,9 @@ func (l *rawListener) validate(key string, haveCert bool) (Listener, error) {
 			out.TLS = ListenerSTARTTLS
 		}
 	case ListenerPlain:
+		if haveCert {
+			return out, fmt.Errorf("%s.tls: \"none\" with server.tls configured: every plain listener offers STARTTLS then (use starttls or implicit)", key)
+		}
 	case ListenerSTARTTLS, ListenerImplicit:
 		if !haveCert {
 			return out, fmt.Errorf("%s.tls: %q needs server.tls.certificate and private-key", key, l.TLS)

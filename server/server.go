@@ -6,6 +6,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -34,6 +35,7 @@ type Server struct {
 	logFile   io.Closer
 	smtp      *submission.Server
 	listeners []net.Listener
+	implicit  map[net.Listener]bool // listeners speaking TLS from the first byte
 	serving   sync.WaitGroup
 }
 
@@ -99,7 +101,15 @@ func (s *Server) openDeliveryLog() error {
 
 func (s *Server) listen() error {
 	sc := s.cfg.Session
+	var tlsConfig *tls.Config
+	if s.cfg.Server.Certificate != "" {
+		var err error
+		if tlsConfig, err = submission.LoadTLSConfig(s.cfg.Server.Certificate, s.cfg.Server.PrivateKey); err != nil {
+			return fmt.Errorf("server.tls: %w", err)
+		}
+	}
 	s.smtp = submission.New(submission.Config{
+		TLSConfig: tlsConfig,
 		Hostname: s.cfg.Server.Hostname, MaxMessageSize: sc.MaxMessageSize, MaxRecipients: sc.MaxRecipients,
 		TrustedNetworks: sc.TrustedNetworks, LocalDomains: sc.LocalDomains, MaxConnections: sc.MaxConnections,
 		CheckRcpt:   s.checkRcpt,
@@ -112,14 +122,24 @@ func (s *Server) listen() error {
 				return fmt.Errorf("listener %s: %w", name, err)
 			}
 			s.listeners = append(s.listeners, ln)
-			s.log.Info("listening", "listener", name, "addr", ln.Addr().String())
+			if l.TLS == config.ListenerImplicit {
+				if s.implicit == nil {
+					s.implicit = map[net.Listener]bool{}
+				}
+				s.implicit[ln] = true
+			}
+			s.log.Info("listening", "listener", name, "addr", ln.Addr().String(), "tls", l.TLS)
 		}
 	}
 	for _, ln := range s.listeners {
 		s.serving.Add(1)
 		go func() {
 			defer s.serving.Done()
-			if err := s.smtp.Serve(ln); err != nil && !errors.Is(err, net.ErrClosed) {
+			serve := s.smtp.Serve
+			if s.implicit[ln] {
+				serve = s.smtp.ServeTLS
+			}
+			if err := serve(ln); err != nil && !errors.Is(err, net.ErrClosed) {
 				s.log.Error("listener stopped", "addr", ln.Addr().String(), "err", err)
 			}
 		}()
