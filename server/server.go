@@ -110,7 +110,7 @@ func (s *Server) listen() error {
 	}
 	s.smtp = submission.New(submission.Config{
 		TLSConfig: tlsConfig,
-		Hostname: s.cfg.Server.Hostname, MaxMessageSize: sc.MaxMessageSize, MaxRecipients: sc.MaxRecipients,
+		Hostname:  s.cfg.Server.Hostname, MaxMessageSize: sc.MaxMessageSize, MaxRecipients: sc.MaxRecipients,
 		TrustedNetworks: sc.TrustedNetworks, LocalDomains: sc.LocalDomains, MaxConnections: sc.MaxConnections,
 		CheckRcpt:   s.checkRcpt,
 		ReadTimeout: sc.Timeout, WriteTimeout: sc.Timeout,
