@@ -36,6 +36,11 @@ type Conn struct {
 	ext    map[string]string
 	dead   *Error // why the connection cannot be used; nil while alive
 
+	greeting bytes.Buffer // what was read for the greeting; the wire reads it first
+
+	tlsState *tls.ConnectionState // nil for plaintext
+	verified bool                 // see Verified
+
 	authMech string // the SASL mechanism used, or ""
 
 	lockStep bool // never pipeline (tests and the benchmark)
@@ -57,7 +62,8 @@ func (c *Conn) Target() Target { return c.target }
 func (c *Conn) LocalAddr() netip.AddrPort { return c.local }
 
 // Extensions returns the EHLO keywords, upper-cased, with their parameters
-// ("SIZE" -> "10240000"). It is empty after a HELO fallback.
+// ("SIZE" -> "10240000"): after STARTTLS, those of the EHLO that followed
+// it. It is empty after a HELO fallback.
 func (c *Conn) Extensions() map[string]string { return maps.Clone(c.ext) }
 
 // Alive reports whether Deliver may still be called.
@@ -82,53 +88,38 @@ func (c *Conn) Close() error {
 	return nil
 }
 
-// open takes a fresh connection up to a successful EHLO, and AUTH when
-// Options.Auth asks for it.
+// open takes a fresh connection up to a successful EHLO, STARTTLS and
+// the EHLO after it per Options.STARTTLS, then AUTH when Options.Auth asks
+// for it: TLS comes before AUTH, whose mechanisms are read from the last
+// EHLO.
 func (c *Conn) open(ctx context.Context) *Error {
 	if c.opts.ImplicitTLS {
-		if e := c.startTLS(ctx); e != nil {
+		if e := c.implicitTLS(ctx); e != nil {
 			return e
 		}
 	}
 	if e := c.step(ctx, StageGreeting, c.opts.Timeouts.Greeting, c.readGreeting); e != nil {
 		return e
 	}
-	if e := c.hello(ctx); e != nil || c.opts.Auth == nil {
+	if e := c.hello(ctx); e != nil {
+		return e
+	}
+	if e := c.starttls(ctx); e != nil || c.opts.Auth == nil {
 		return e
 	}
 	return c.authenticate(ctx)
-}
-
-func (c *Conn) startTLS(ctx context.Context) *Error {
-	cfg := c.opts.TLSConfig.Clone()
-	if cfg == nil {
-		cfg = &tls.Config{}
-	}
-	if cfg.ServerName == "" {
-		cfg.ServerName = c.target.Host
-	}
-	tc := tls.Client(c.tcp, cfg)
-	c.nc = tc
-	e := c.step(ctx, StageConnect, c.opts.Timeouts.Connect, func() error {
-		return tc.HandshakeContext(ctx)
-	})
-	if e != nil && e.Class == ClassConnection {
-		e.Class = ClassTLS
-	}
-	return e
 }
 
 // readGreeting reads the greeting with a reader bounded to maxGreeting,
 // then sets up the wire, which reads from the start of the greeting again
 // (and finds it complete). From then on the wire is the only reader.
 func (c *Conn) readGreeting() error {
-	var seen bytes.Buffer
-	r := io.TeeReader(io.LimitReader(c.nc, maxGreeting), &seen)
+	r := io.TeeReader(io.LimitReader(c.nc, maxGreeting), &c.greeting)
 	_, _, err := textproto.NewReader(bufio.NewReader(r)).ReadResponse(220)
 	if err != nil {
 		return err
 	}
-	c.wire = newWire(io.MultiReader(&seen, c.nc), c.nc)
+	c.wire = newWire(io.MultiReader(&c.greeting, c.nc), c.nc)
 	_, err = c.wire.reply(220)
 	return err
 }

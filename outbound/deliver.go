@@ -32,6 +32,13 @@ type Tx struct {
 	SMTPUTF8 bool // also implied by a non-ASCII address
 	Ret      messages.Ret
 	EnvID    string
+
+	// RequireTLS asks for REQUIRETLS (RFC 8689): the transaction goes only
+	// over a TLS session whose peer is Verified, to a server that
+	// advertises REQUIRETLS, and MAIL carries the parameter. Final delivery
+	// (LMTP to the local store) is outside RFC 8689; whether to set it
+	// there is the caller's call.
+	RequireTLS bool
 }
 
 // Deliver runs one transaction and returns one reply per recipient, in
@@ -43,9 +50,11 @@ type Tx struct {
 //   - the reply after DATA applies to every accepted recipient; with LMTP
 //     each accepted recipient gets its own (RFC 2033 section 4.2);
 //   - a transaction the server cannot take as it stands is refused here,
-//     before anything is sent: over its SIZE (552 5.3.4), an 8-bit or
-//     binary body without 8BITMIME or BDAT (554 5.6.3), SMTPUTF8 needed
-//     but not offered (553 5.6.7).
+//     before anything is sent: REQUIRETLS over a session that is not TLS,
+//     not Verified, or to a server that does not advertise it (550 5.7.30,
+//     RFC 8689 section 5), over its SIZE (552 5.3.4), an 8-bit or binary
+//     body without 8BITMIME or BDAT (554 5.6.3), SMTPUTF8 needed but not
+//     offered (553 5.6.7).
 //
 // A failed transaction is followed by RSET, so the next one starts clean.
 // Deliver returns a non-nil *Error only when the connection is dead: it
@@ -271,6 +280,9 @@ func (t *txn) fill(r messages.Reply) {
 // refuse checks tx against the server's extensions before anything is
 // sent; refused means every recipient gets r.
 func (c *Conn) refuse(tx Tx) (r messages.Reply, refused bool) {
+	if gap := c.requireTLSGap(); tx.RequireTLS && gap != "" {
+		return refusal(550, "5.7.30", ClassTLS, "REQUIRETLS support required: "+gap), true
+	}
 	if limit, ok := c.maxSize(); ok && tx.size() > limit {
 		return refusal(552, "5.3.4", ClassSize, fmt.Sprintf(
 			"message size %d exceeds the limit of %d of %s", tx.size(), limit, c.target)), true

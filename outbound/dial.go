@@ -24,7 +24,7 @@ func (t Target) String() string {
 // Timeouts bound each network step. A zero field takes the default, the
 // values of RFC 5321 section 4.5.3.2 (and 5 minutes to connect).
 type Timeouts struct {
-	Connect  time.Duration // TCP connect, and the TLS handshake with ImplicitTLS
+	Connect  time.Duration // TCP connect; and TLS, unless Options.TLSTimeout is set
 	Greeting time.Duration
 	EHLO     time.Duration // EHLO/LHLO, the HELO fallback, and the whole AUTH exchange
 	MailFrom time.Duration // MAIL, and RSET
@@ -55,15 +55,37 @@ type Options struct {
 	LMTP      bool // speak LMTP (RFC 2033): LHLO, and one reply per recipient after DATA
 
 	// TLS. ImplicitTLS wraps the connection in TLS before the greeting
-	// (RFC 8314). TLSConfig is used as given, except that an empty
-	// ServerName becomes Target.Host; nil means a zero config (system
-	// roots, verified against Target.Host). STARTTLS and policy go here.
+	// (RFC 8314); otherwise STARTTLS (RFC 3207) follows the first EHLO as
+	// the TLSMode says (the zero value is TLSOptional: use it when
+	// advertised). A session already in TLS never sends STARTTLS.
 	ImplicitTLS bool
-	TLSConfig   *tls.Config
+	STARTTLS    TLSMode
 
-	// Auth, when set, authenticates each session right after its first
-	// EHLO (RFC 4954), over whatever connection it has: TLS or not is the
-	// caller's policy (see the package doc). nil: no AUTH.
+	// TLSConfig is used, cloned, for both: its ServerName defaults to
+	// Target.Host (SNI and the name verified are the MX host name; the IP
+	// address when there is no host), and its MinVersion is raised to TLS
+	// 1.2. nil means a zero config: system roots, verified against that
+	// name. With InsecureSkipVerify, crypto/tls verifies nothing and
+	// VerifyPeer decides (DANE, RFC 7672).
+	TLSConfig *tls.Config
+
+	// TLSTimeout bounds the STARTTLS command and the handshake after it
+	// together, or the ImplicitTLS handshake. Zero means Timeouts.Connect.
+	TLSTimeout time.Duration
+
+	// VerifyPeer, when set, is called after every handshake. An error
+	// fails the target: an *Error it returns is used as is (a copy, with
+	// Stage and Target set; Class tls when it has none), so DANE or
+	// MTA-STS may say "dane" or "mta-sts" and temporary or permanent (a
+	// permanent one needs a 5xx Code, see Error.Reply); any other error is
+	// a temporary 4.7.0 of Class tls. nil approves the peer: Verified is
+	// then true even with InsecureSkipVerify.
+	VerifyPeer func(tls.ConnectionState) error
+
+	// Auth, when set, authenticates each session right after its last
+	// EHLO (RFC 4954), the one after STARTTLS when there was one, over
+	// whatever connection it has: TLS or not is the caller's policy (see
+	// the package doc). nil: no AUTH.
 	Auth *Auth
 }
 
@@ -72,6 +94,9 @@ func (o Options) withDefaults() Options {
 		o.Hostname = "localhost"
 	}
 	o.Timeouts = o.Timeouts.withDefaults()
+	if o.TLSTimeout <= 0 {
+		o.TLSTimeout = o.Timeouts.Connect
+	}
 	return o
 }
 
@@ -82,14 +107,20 @@ const (
 )
 
 // Dial tries each target in order until one gives a 220 greeting, accepts
-// EHLO (or HELO, when the server answers EHLO with 500 or 502) and, with
-// Options.Auth, AUTH, and returns that session. Otherwise it returns an
-// *Error that lists what each target did; it is permanent only when every
-// target answered its greeting or EHLO with a 5xx reply. An Auth no server
-// could take fails at once, temporarily. ctx bounds the whole call.
+// EHLO (or HELO, when the server answers EHLO with 500 or 502), completes
+// STARTTLS as Options.STARTTLS asks and, with Options.Auth, AUTH, and
+// returns that session. Otherwise it returns an *Error that lists what
+// each target did; it is permanent only when every target failed
+// permanently: a 5xx greeting or EHLO, TLS required but not offered, a 5xx
+// to a required STARTTLS, or a permanent *Error from VerifyPeer. An Auth
+// or a TLSMode no server could take fails at once, temporarily. ctx
+// bounds the whole call.
 func Dial(ctx context.Context, targets []Target, opts Options) (*Conn, error) {
 	opts = opts.withDefaults()
 	if e := opts.Auth.check(); e != nil {
+		return nil, e
+	}
+	if e := opts.STARTTLS.check(); e != nil {
 		return nil, e
 	}
 	var fails []*Error

@@ -206,6 +206,29 @@ func TestImplicitTLS(t *testing.T) {
 			t.Fatal(err)
 		}
 		checkReplies(t, got, []want{ok250})
+		if st, ok := c.TLS(); !ok || !c.Verified() || st.ServerName != "sink.test" {
+			t.Errorf("TLS() = %v, %v; Verified() = %v", st.ServerName, ok, c.Verified())
+		}
+	})
+	t.Run("TLSRequire is met, no STARTTLS", func(t *testing.T) {
+		opts := testOpts()
+		opts.ImplicitTLS, opts.STARTTLS, opts.TLSConfig = true, TLSRequire, &tls.Config{RootCAs: roots}
+		c := dialT(t, opts, s.target)
+		if _, ok := c.TLS(); !ok || !c.Verified() {
+			t.Errorf("TLS() ok = %v, Verified() = %v", ok, c.Verified())
+		}
+	})
+	t.Run("VerifyPeer rejects", func(t *testing.T) {
+		opts := testOpts()
+		opts.ImplicitTLS, opts.TLSConfig = true, &tls.Config{InsecureSkipVerify: true}
+		opts.VerifyPeer = func(tls.ConnectionState) error {
+			return &Error{Code: 550, Enhanced: "5.7.5", Class: "dane", Message: "no match"}
+		}
+		_, err := Dial(context.Background(), []Target{s.target}, opts)
+		var e *Error
+		if !errors.As(err, &e) || e.Temporary || e.Class != "dane" || e.Stage != StageConnect {
+			t.Fatalf("Dial = %v, want the permanent dane error at connect", err)
+		}
 	})
 	t.Run("unknown authority", func(t *testing.T) {
 		opts := testOpts()

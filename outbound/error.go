@@ -20,6 +20,7 @@ const (
 	StageConnect  = "connect"
 	StageGreeting = "greeting"
 	StageEHLO     = "ehlo"
+	StageSTARTTLS = "starttls" // the command, the handshake and VerifyPeer
 	StageAuth     = "auth"
 	StageMail     = "mail"
 	StageRcpt     = "rcpt"
@@ -30,13 +31,13 @@ const (
 
 // Classes, as found in Error.Class and messages.Reply.Class. A reply from the
 // server is classed by the stage that drew it: "greeting", "ehlo", "auth",
-// "mail", "rcpt", "data" or "rset".
+// "mail", "rcpt", "data" or "rset"; a reply to STARTTLS is classed "tls".
 const (
 	ClassConnection  = "connection"  // refused, reset or closed
 	ClassTimeout     = "timeout"     // a stage's deadline, or the caller's, passed
 	ClassCanceled    = "canceled"    // the caller's context was canceled
 	ClassProtocol    = "protocol"    // a malformed or unexpected reply
-	ClassTLS         = "tls"         // the implicit TLS handshake failed
+	ClassTLS         = "tls"         // STARTTLS or a handshake failed, or TLS was required; REQUIRETLS refused
 	ClassSize        = "size"        // refused here: over the server's SIZE
 	ClassUnsupported = "unsupported" // refused here: needs an extension the server lacks
 	ClassAddress     = "address"     // refused here: an address no server could be sent
@@ -52,6 +53,9 @@ var (
 	// ErrNoMechanism: the server offers none of the allowed AUTH mechanisms,
 	// or no AUTH at all.
 	ErrNoMechanism = errors.New("outbound: no AUTH mechanism in common")
+	// ErrTLSNotOffered: TLSRequire, and the server does not advertise
+	// STARTTLS.
+	ErrTLSNotOffered = errors.New("outbound: TLS required but not offered")
 )
 
 // maxText bounds the text of a reply or error kept from the network.
@@ -60,8 +64,10 @@ const maxText = 512
 // Error is a failed step of a session. Temporary tells whether a retry may
 // succeed; Code and Enhanced are the server's reply when there was one (Code
 // is 0 for a network failure, a timeout or a local refusal, and then
-// Temporary is true; ErrNoMechanism alone has a code of ours, 451 4.7.0).
-// A reply to AUTH is temporary whatever its code. Reach it with errors.As.
+// Temporary is true; a TLS failure without a reply adds Enhanced 4.7.0).
+// Two have a code of ours: ErrNoMechanism, 451 4.7.0, and
+// ErrTLSNotOffered, 550 5.7.10; VerifyPeer may supply any. A reply to AUTH
+// is temporary whatever its code. Reach it with errors.As.
 type Error struct {
 	Temporary bool
 	Code      int    // 4xx or 5xx reply code, or 0

@@ -37,6 +37,7 @@ type sink struct {
 // sinkTx is what the sink saw of one transaction, from MAIL on.
 type sinkTx struct {
 	From     string
+	TLS      bool // the session was TLS at MAIL
 	Mail     smtp.MailOptions
 	Rcpts    []string // every RCPT, accepted or not
 	RcptOpts []smtp.RcptOptions
@@ -46,8 +47,22 @@ type sinkTx struct {
 	dataErr  error // reading the message failed
 }
 
-// newSink starts a sink; setup may change the server before it serves.
+// newSink starts a sink; setup may change the server before it serves. A
+// TLSConfig set there makes it an implicit TLS listener (starttlsSink
+// offers it as STARTTLS instead).
 func newSink(t *testing.T, setup func(*smtp.Server)) *sink {
+	t.Helper()
+	return startSink(t, setup, true)
+}
+
+// starttlsSink is a sink whose TLSConfig, set by setup, serves STARTTLS on
+// a plain listener.
+func starttlsSink(t *testing.T, setup func(*smtp.Server)) *sink {
+	t.Helper()
+	return startSink(t, setup, false)
+}
+
+func startSink(t *testing.T, setup func(*smtp.Server), implicitTLS bool) *sink {
 	t.Helper()
 	s := &sink{rcptErr: map[string]error{}, lmtpErr: map[string]error{}}
 	s.srv = smtp.NewServer(smtp.BackendFunc(s.newSession))
@@ -61,7 +76,7 @@ func newSink(t *testing.T, setup func(*smtp.Server)) *sink {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.srv.TLSConfig != nil {
+	if implicitTLS && s.srv.TLSConfig != nil {
 		l = tls.NewListener(l, s.srv.TLSConfig)
 	}
 	s.target = Target{Host: "sink.test", Addr: netip.MustParseAddrPort(l.Addr().String())}
@@ -120,7 +135,8 @@ func (ss *session) Logout() error { return nil }
 func (ss *session) Mail(from string, o *smtp.MailOptions) error {
 	ss.s.mu.Lock()
 	defer ss.s.mu.Unlock()
-	ss.tx = &sinkTx{From: from}
+	_, isTLS := ss.conn.TLSConnectionState()
+	ss.tx = &sinkTx{From: from, TLS: isTLS}
 	if o != nil {
 		ss.tx.Mail = *o
 	}

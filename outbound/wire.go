@@ -133,8 +133,9 @@ func (l *lineLimitReader) Read(p []byte) (int, error) {
 // mailLine is the MAIL command with the parameters go-smtp's client sent:
 // BODY=8BITMIME whenever 8BITMIME is offered (RFC 6152 allows it for a
 // 7-bit body too), SIZE= with SIZE (RFC 1870), SMTPUTF8 when needed (refuse
-// checked it is offered), RET= and xtext ENVID= with DSN (RFC 3461 section
-// 4.3 and 4.4).
+// checked it is offered), REQUIRETLS when asked and offered (RFC 8689
+// section 3; refuse checked both), RET= and xtext ENVID= with DSN (RFC 3461
+// section 4.3 and 4.4).
 func (c *Conn) mailLine(tx Tx) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "MAIL FROM:<%s>", tx.From)
@@ -146,6 +147,9 @@ func (c *Conn) mailLine(tx Tx) string {
 	}
 	if needsUTF8(tx) {
 		b.WriteString(" SMTPUTF8")
+	}
+	if tx.RequireTLS && c.has("REQUIRETLS") {
+		b.WriteString(" REQUIRETLS")
 	}
 	if !c.has("DSN") {
 		return b.String()
