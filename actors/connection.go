@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/mtad/mtad/expression"
 	"github.com/mtad/mtad/messages"
 	"github.com/mtad/mtad/outbound"
+	"github.com/mtad/mtad/tlsrpt"
 )
 
 // connectionActor is one outbound SMTP/LMTP session: it connects, then
@@ -33,7 +35,7 @@ type connectionActor struct {
 	qcfg    config.VirtualQueue
 	route   config.Route
 	domain  string
-	targets []outbound.Target
+	targets []hop
 
 	ctx    context.Context // cancelled when the actor stops
 	cancel context.CancelFunc
@@ -107,7 +109,7 @@ type (
 	}
 )
 
-func newConnection(d *Deps, qcfg config.VirtualQueue, route config.Route, domain string, targets []outbound.Target) *connectionActor {
+func newConnection(d *Deps, qcfg config.VirtualQueue, route config.Route, domain string, targets []hop) *connectionActor {
 	return &connectionActor{deps: d, qcfg: qcfg, route: route, domain: domain, targets: targets}
 }
 
@@ -140,13 +142,12 @@ func (c *connectionActor) dial(ctx actor.Context) {
 	self, sys := ctx.Self(), ctx.ActorSystem().Root
 	cctx, targets, box := c.ctx, c.targets, c.box
 	deps, route, domain := c.deps, c.route, c.domain
-	opts := func(t outbound.Target) outbound.Options { return connOptions(deps, route, domain, t) }
 	go func() {
 		var conn session
 		var reply messages.Reply
 		if route.Type == config.RouteLocal && route.LMTP == "" {
 			conn = newMaildirSession(deps, deps.Config.MaildirPath(route))
-		} else if oc, r := dialTargets(cctx, targets, opts); oc != nil {
+		} else if oc, r := dialTargets(cctx, deps, route, domain, targets); oc != nil {
 			conn = netSession{oc}
 		} else {
 			reply = r
@@ -156,23 +157,28 @@ func (c *connectionActor) dial(ctx actor.Context) {
 	}()
 }
 
-// dialTargets tries each target with the options its connection strategy
-// gives, and returns the first session or a reply describing every failure:
-// permanent only if every target refused permanently.
-func dialTargets(ctx context.Context, targets []outbound.Target, opts func(outbound.Target) outbound.Options) (*outbound.Conn, messages.Reply) {
+// dialTargets tries each hop with the options its connection strategy and
+// TLS plan give, and returns the first session or a reply describing every
+// failure: permanent only if every hop failed permanently. Each MX session
+// attempt is recorded for TLS reporting.
+func dialTargets(ctx context.Context, d *Deps, route config.Route, domain string, hops []hop) (*outbound.Conn, messages.Reply) {
 	var texts []string
-	permanent := len(targets) > 0
+	permanent := len(hops) > 0
 	last := messages.Reply{Text: "no targets", Class: "connection"}
-	for _, t := range targets {
-		conn, err := outbound.Dial(ctx, []outbound.Target{t}, opts(t))
-		if err == nil {
+	for _, h := range hops {
+		conn, reply, err := dialHop(ctx, d, route, domain, h)
+		if conn != nil {
 			return conn, messages.Reply{}
 		}
-		last = errReply(err)
+		last = reply
 		if last.Temporary() {
 			permanent = false
 		}
-		texts = append(texts, err.Error())
+		if err != nil {
+			texts = append(texts, err.Error())
+		} else {
+			texts = append(texts, h.Host+": "+reply.Text)
+		}
 		if ctx.Err() != nil {
 			break
 		}
@@ -184,6 +190,40 @@ func dialTargets(ctx context.Context, targets []outbound.Target, opts func(outbo
 		last.Code, last.Enhanced = 451, "4.4.1"
 	}
 	return nil, last
+}
+
+// dialHop opens one session, unless the hop's TLS plan forbids it.
+func dialHop(ctx context.Context, d *Deps, route config.Route, domain string, h hop) (*outbound.Conn, messages.Reply, error) {
+	if h.plan.fail != nil {
+		d.recordTLS(route, domain, h, false, h.plan.failReason, h.plan.fail.Text)
+		return nil, *h.plan.fail, nil
+	}
+	opts := connOptions(d, route, domain, h.Target)
+	h.plan.options(&opts, d.RootCAs, h.Host, domain)
+	conn, err := outbound.Dial(ctx, []outbound.Target{h.Target}, opts)
+	if err == nil {
+		if _, secure := conn.TLS(); secure {
+			d.recordTLS(route, domain, h, true, "", "")
+		} else {
+			d.recordTLS(route, domain, h, false, "starttls-not-supported", "the server did not offer STARTTLS")
+		}
+		return conn, messages.Reply{}, nil
+	}
+	var oe *outbound.Error
+	if errors.As(err, &oe) && (oe.Stage == outbound.StageSTARTTLS || oe.Class == "tls" || oe.Class == "dane") {
+		d.recordTLS(route, domain, h, false, reportReason(err), oe.Message)
+	}
+	return nil, errReply(err), err
+}
+
+// recordTLS notes one session attempt to an MX host for TLS reports.
+func (d *Deps) recordTLS(route config.Route, domain string, h hop, ok bool, reason, detail string) {
+	if d.TLSReports == nil || route.Type != config.RouteMX {
+		return
+	}
+	typ, strs := h.plan.policy()
+	d.TLSReports.Record(tlsrpt.Result{Domain: domain, PolicyType: tlsrpt.PolicyType(typ), PolicyStrings: strs,
+		MXHost: h.Host, ReceivingIP: ipOf(h.Target), Success: ok, ResultType: reason, FailureReason: detail}, time.Now())
 }
 
 // connOptions evaluates the connection strategy for one remote address.
@@ -259,9 +299,9 @@ func (c *connectionActor) deliver(ctx actor.Context, j *messages.Job) {
 	}
 	c.busy = true
 	self, sys := ctx.Self(), ctx.ActorSystem().Root
-	cctx, journal, box := c.ctx, c.deps.Journal, c.box
+	cctx, journal, box, final := c.ctx, c.deps.Journal, c.box, c.route.Type == config.RouteLocal
 	go func() {
-		replies := deliverJob(cctx, conn, journal, j)
+		replies := deliverJob(cctx, conn, journal, j, final)
 		t := conn.Target()
 		res := &messages.JobResult{Job: j, Replies: replies, Host: t.Host, IP: ipOf(t)}
 		_, res.RemoteDSN = conn.Extensions()["DSN"]
@@ -274,13 +314,15 @@ func (c *connectionActor) deliver(ctx actor.Context, j *messages.Job) {
 
 // deliverJob runs one transaction; it always returns one reply per
 // recipient.
-func deliverJob(ctx context.Context, conn session, j journalBody, job *messages.Job) []messages.Reply {
+// final says the route is local delivery: REQUIRETLS (RFC 8689) governs
+// relaying, not the hand-off into the mailbox.
+func deliverJob(ctx context.Context, conn session, j journalBody, job *messages.Job, final bool) []messages.Reply {
 	body, err := j.Body(job.MsgID)
 	if err != nil {
 		return failedResult(job, messages.Reply{Text: fmt.Sprintf("reading the message from the journal: %v", err), Class: "journal"}, "", "").Replies
 	}
 	tx := outbound.Tx{From: job.From, Body: body, Size: int64(len(body)), BodyType: job.Body,
-		SMTPUTF8: job.SMTPUTF8, Ret: job.Ret, EnvID: job.EnvID}
+		SMTPUTF8: job.SMTPUTF8, Ret: job.Ret, EnvID: job.EnvID, RequireTLS: job.RequireTLS && !final}
 	for _, r := range job.Rcpts {
 		tx.Rcpts = append(tx.Rcpts, outbound.Rcpt{Addr: r.Addr, Notify: r.Notify, ORcpt: r.ORcpt})
 	}

@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"errors"
+	"strings"
 	"net/netip"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 
 	"github.com/mtad/mtad/config"
 	"github.com/mtad/mtad/messages"
+	"github.com/mtad/mtad/mtasts"
 	"github.com/mtad/mtad/outbound"
 	"github.com/mtad/mtad/resolver"
 )
@@ -28,8 +30,9 @@ type destinationActor struct {
 	routeName string
 	route     config.Route
 	domain    string
+	requireTLS bool // REQUIRETLS messages only: every hop strictly verified
 
-	targets   []outbound.Target
+	targets   []hop
 	targetsAt time.Time
 	resolving bool
 	ready     []*messages.Job
@@ -52,7 +55,7 @@ type connRef struct {
 }
 
 type resolved struct {
-	targets []outbound.Target
+	targets []hop
 	reply   messages.Reply
 	err     error
 }
@@ -70,7 +73,7 @@ const dialHold = 10 * time.Second
 
 func newDestination(d *Deps, qcfg config.VirtualQueue, key, routeName string, route config.Route, domain string) *destinationActor {
 	return &destinationActor{deps: d, qcfg: qcfg, key: key, routeName: routeName, route: route, domain: domain,
-		conns: map[string]*connRef{}}
+		requireTLS: strings.HasSuffix(key, requireTLSKey), conns: map[string]*connRef{}}
 }
 
 // Receive runs on the destination actor's goroutine.
@@ -171,12 +174,12 @@ func (d *destinationActor) resolve(ctx actor.Context) {
 	}
 	d.resolving = true
 	self, sys := ctx.Self(), ctx.ActorSystem().Root
-	res, route, domain := d.deps.Resolver, d.route, d.domain
+	deps, route, domain, requireTLS := d.deps, d.route, d.domain, d.requireTLS
 	timeout := d.deps.Config.Resolver.Timeout * time.Duration(2*d.deps.Config.Resolver.Attempts+2)
 	go func() {
 		c, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
-		t, err := resolveTargets(c, res, route, domain)
+		t, err := resolveTargets(c, deps, route, domain, requireTLS)
 		m := &resolved{targets: t}
 		if err != nil {
 			m.err, m.reply = err, dnsReply(err)
@@ -348,24 +351,29 @@ func (d *destinationActor) checkIdle(ctx actor.Context) {
 	}
 }
 
-// resolveTargets turns a route into the ordered list of addresses to try.
-func resolveTargets(ctx context.Context, res Resolver, route config.Route, domain string) ([]outbound.Target, error) {
+// resolveTargets turns a route into the ordered list of hops to try, each
+// with its TLS plan (see tls.go). It runs in the resolve goroutine.
+func resolveTargets(ctx context.Context, d *Deps, route config.Route, domain string, requireTLS bool) ([]hop, error) {
+	res := d.Resolver
 	switch {
 	case route.Type == config.RouteLocal && route.LMTP == "":
-		return []outbound.Target{{Host: "maildir"}}, nil
+		return []hop{{Target: outbound.Target{Host: "maildir"}, plan: &tlsPlan{starttls: outbound.TLSDisable}}}, nil
 	case route.Type == config.RouteLocal:
-		return hostTargets(ctx, res, route.LMTP, 24)
+		return hostHops(ctx, res, route.LMTP, 24, &tlsPlan{starttls: outbound.TLSDisable})
 	case route.Type == config.RouteRelay:
-		return hostTargets(ctx, res, route.Address, route.Port)
+		host, _, _ := config.SplitHostPort(route.Address, route.Port)
+		name, s := tlsStrategy(d.Config, domain, host)
+		return hostHops(ctx, res, route.Address, route.Port, basePlan(name, s, requireTLS))
 	}
-	mxs, err := res.LookupMX(ctx, domain)
+	mxr, err := res.LookupMXFull(ctx, domain)
 	if err != nil {
 		return nil, err
 	}
+	sts, stsErr := fetchSTS(ctx, d, mxr.Records, domain)
 	order, _ := resolver.ParseIPOrder(route.IPLookup)
-	var out []outbound.Target
+	var out []hop
 	var firstErr error
-	for i, mx := range mxs {
+	for i, mx := range mxr.Records {
 		if i >= route.MaxMX {
 			break
 		}
@@ -374,7 +382,11 @@ func resolveTargets(ctx context.Context, res Resolver, route config.Route, domai
 			firstErr = preferTemporary(firstErr, err)
 			continue
 		}
-		out = append(out, targetsFor(mx.Host, ips, route.Port, route.MaxMultihomed)...)
+		name, s := tlsStrategy(d.Config, domain, mx.Host)
+		plan := basePlan(name, s, requireTLS)
+		plan.applySTS(s, sts, stsErr, mx.Host)
+		plan.applyDANE(ctx, res, s, mx.Host, route.Port, mxr.Authenticated)
+		out = append(out, hopsFor(mx.Host, ips, route.Port, route.MaxMultihomed, plan)...)
 	}
 	if len(out) == 0 {
 		return nil, firstErr
@@ -382,8 +394,22 @@ func resolveTargets(ctx context.Context, res Resolver, route config.Route, domai
 	return out, nil
 }
 
-// hostTargets resolves a relay or LMTP server given as host or host:port.
-func hostTargets(ctx context.Context, res Resolver, addr string, defPort int) ([]outbound.Target, error) {
+// fetchSTS gets the domain's MTA-STS policy when the TLS strategy of any of
+// its MX hosts wants it.
+func fetchSTS(ctx context.Context, d *Deps, mxs []resolver.MX, domain string) (*mtasts.Policy, error) {
+	if d.MTASTS == nil {
+		return nil, nil
+	}
+	for _, mx := range mxs {
+		if _, s := tlsStrategy(d.Config, domain, mx.Host); s.MTASTS != config.TLSDisable {
+			return d.MTASTS.Get(ctx, domain)
+		}
+	}
+	return nil, nil
+}
+
+// hostHops resolves a relay or LMTP server given as host or host:port.
+func hostHops(ctx context.Context, res Resolver, addr string, defPort int, plan *tlsPlan) ([]hop, error) {
 	host, port, err := config.SplitHostPort(addr, defPort)
 	if err != nil {
 		return nil, err
@@ -392,16 +418,16 @@ func hostTargets(ctx context.Context, res Resolver, addr string, defPort int) ([
 	if err != nil {
 		return nil, err
 	}
-	return targetsFor(host, ips, port, len(ips)), nil
+	return hopsFor(host, ips, port, len(ips), plan), nil
 }
 
-func targetsFor(host string, ips []netip.Addr, port, max int) []outbound.Target {
-	var out []outbound.Target
+func hopsFor(host string, ips []netip.Addr, port, max int, plan *tlsPlan) []hop {
+	var out []hop
 	for i, ip := range ips {
 		if i >= max {
 			break
 		}
-		out = append(out, outbound.Target{Host: host, Addr: netip.AddrPortFrom(ip, uint16(port))})
+		out = append(out, hop{Target: outbound.Target{Host: host, Addr: netip.AddrPortFrom(ip, uint16(port))}, plan: plan})
 	}
 	return out
 }

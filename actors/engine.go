@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 	"github.com/mtad/mtad/deliverylog"
 	"github.com/mtad/mtad/messages"
 	"github.com/mtad/mtad/resolver"
+	"github.com/mtad/mtad/tlsrpt"
 )
 
 // Journal is what the engine needs of the journal.
@@ -30,8 +32,9 @@ type Journal interface {
 
 // Resolver is what the engine needs of DNS.
 type Resolver interface {
-	LookupMX(ctx context.Context, domain string) ([]resolver.MX, error)
+	LookupMXFull(ctx context.Context, domain string) (resolver.MXResult, error)
 	LookupIP(ctx context.Context, host string, order resolver.IPOrder) ([]netip.Addr, error)
+	LookupTLSA(ctx context.Context, name string) (resolver.TLSAResult, error)
 }
 
 // Deps are the engine's collaborators.
@@ -41,6 +44,10 @@ type Deps struct {
 	Resolver Resolver
 	Delivery *deliverylog.Log // may be nil
 	Logger   *slog.Logger
+
+	RootCAs    *x509.CertPool    // trusted roots for outbound TLS; nil: the system's
+	MTASTS     stsGetter         // MTA-STS policies; nil: none are fetched
+	TLSReports *tlsrpt.Recorder  // RFC 8460 outcomes; nil: not recorded
 }
 
 // Engine is a running actor tree.

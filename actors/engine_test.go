@@ -25,8 +25,12 @@ import (
 // in these tests; MX lookups give the implicit MX).
 type loopback struct{}
 
-func (loopback) LookupMX(_ context.Context, domain string) ([]resolver.MX, error) {
-	return []resolver.MX{{Host: domain, Implicit: true}}, nil
+func (loopback) LookupMXFull(_ context.Context, domain string) (resolver.MXResult, error) {
+	return resolver.MXResult{Records: []resolver.MX{{Host: domain, Implicit: true}}}, nil
+}
+
+func (loopback) LookupTLSA(context.Context, string) (resolver.TLSAResult, error) {
+	return resolver.TLSAResult{}, nil
 }
 
 func (loopback) LookupIP(context.Context, string, resolver.IPOrder) ([]netip.Addr, error) {

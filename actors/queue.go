@@ -250,6 +250,9 @@ func (q *queueActor) notifyDelay(ctx actor.Context, m *qmsg, idx []uint32) {
 	q.persist(ctx, m, p)
 }
 
+// requireTLSKey marks the destinations of REQUIRETLS messages.
+const requireTLSKey = "+requiretls"
+
 // makeJobs groups due recipients by destination, one job per destination.
 func (q *queueActor) makeJobs(ctx actor.Context, m *qmsg, due []uint32) {
 	jobs := map[string]*messages.Job{}
@@ -289,7 +292,7 @@ func (q *queueActor) ready(d *destRef, j *messages.Job) {
 
 func newJob(seq uint64, queue, key string, env *messages.Envelope) *messages.Job {
 	return &messages.Job{Seq: seq, MsgID: env.ID, Queue: queue, Dest: key, From: env.From,
-		Size: env.Size, Body: env.Body, SMTPUTF8: env.SMTPUTF8, Ret: env.Ret, EnvID: env.EnvID,
+		Size: env.Size, Body: env.Body, SMTPUTF8: env.SMTPUTF8, RequireTLS: env.RequireTLS, Ret: env.Ret, EnvID: env.EnvID,
 		Arrival: env.Arrival, Source: env.Source, Priority: env.Priority}
 }
 
@@ -312,7 +315,11 @@ func (q *queueActor) destination(env *messages.Envelope, rc *messages.Recipient)
 	// One destination per route and recipient domain, relays included: each
 	// domain's transaction, failures and connections stay its own.
 	domain = messages.Domain(rc.Addr)
-	return rt.Type + ":" + route + ":" + domain, route, domain, messages.Reply{}
+	key = rt.Type + ":" + route + ":" + domain
+	if env.RequireTLS && rt.Type != config.RouteLocal {
+		key += requireTLSKey // its own connections, all strictly verified
+	}
+	return key, route, domain, messages.Reply{}
 }
 
 func (q *queueActor) destRef(key, route, domain string) *destRef {
