@@ -3,8 +3,8 @@ package actors
 import (
 	"context"
 	"errors"
-	"strings"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -24,12 +24,12 @@ const targetsTTL = 5 * time.Minute
 // the queue's per-destination number of connections, hands each job to a
 // connection that says it is ready, and closes connections left idle.
 type destinationActor struct {
-	deps      *Deps
-	qcfg      config.VirtualQueue
-	key       string
-	routeName string
-	route     config.Route
-	domain    string
+	deps       *Deps
+	qcfg       config.VirtualQueue
+	key        string
+	routeName  string
+	route      config.Route
+	domain     string
 	requireTLS bool // REQUIRETLS messages only: every hop strictly verified
 
 	targets   []hop

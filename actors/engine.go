@@ -45,9 +45,9 @@ type Deps struct {
 	Delivery *deliverylog.Log // may be nil
 	Logger   *slog.Logger
 
-	RootCAs    *x509.CertPool    // trusted roots for outbound TLS; nil: the system's
-	MTASTS     stsGetter         // MTA-STS policies; nil: none are fetched
-	TLSReports *tlsrpt.Recorder  // RFC 8460 outcomes; nil: not recorded
+	RootCAs    *x509.CertPool   // trusted roots for outbound TLS; nil: the system's
+	MTASTS     stsGetter        // MTA-STS policies; nil: none are fetched
+	TLSReports *tlsrpt.Recorder // RFC 8460 outcomes; nil: not recorded
 }
 
 // Engine is a running actor tree.
