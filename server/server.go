@@ -34,6 +34,7 @@ type Server struct {
 	delivery  *deliverylog.Log
 	logFile   io.Closer
 	smtp      *submission.Server
+	reports   *tlsReports // nil unless report.tls.enable
 	listeners []net.Listener
 	implicit  map[net.Listener]bool // listeners speaking TLS from the first byte
 	serving   sync.WaitGroup
@@ -65,7 +66,19 @@ func (s *Server) start() (err error) {
 	if err := s.openDeliveryLog(); err != nil {
 		return err
 	}
-	s.engine, err = actors.Start(actors.Deps{Config: cfg, Journal: s.journal, Resolver: res, Delivery: s.delivery, Logger: log})
+	roots, err := rootCAs(cfg.TLS.CAFile)
+	if err != nil {
+		return err
+	}
+	deps := actors.Deps{Config: cfg, Journal: s.journal, Resolver: res, Delivery: s.delivery, Logger: log,
+		RootCAs: roots, MTASTS: newSTSFetcher(s, res, roots)}
+	if cfg.Report.TLS.Enable {
+		if s.reports, err = startTLSReports(s, res); err != nil {
+			return err
+		}
+		deps.TLSReports = s.reports.rec
+	}
+	s.engine, err = actors.Start(deps)
 	if err != nil {
 		return err
 	}
@@ -167,6 +180,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 		s.serving.Wait()
 	}
+	if s.reports != nil {
+		s.reports.close()
+		s.reports = nil
+	}
 	if s.engine != nil {
 		if err := s.engine.Stop(ctx); err != nil {
 			errs = append(errs, err)
@@ -184,6 +201,10 @@ func (s *Server) close() error {
 	var errs []error
 	for _, l := range s.listeners {
 		_ = l.Close()
+	}
+	if s.reports != nil {
+		s.reports.close()
+		s.reports = nil
 	}
 	if s.engine != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Server.ShutdownTimeout)
