@@ -36,6 +36,7 @@ type connectionActor struct {
 	route   config.Route
 	domain  string
 	targets []hop
+	dc      dialContext
 
 	ctx    context.Context // cancelled when the actor stops
 	cancel context.CancelFunc
@@ -109,8 +110,8 @@ type (
 	}
 )
 
-func newConnection(d *Deps, qcfg config.VirtualQueue, route config.Route, domain string, targets []hop) *connectionActor {
-	return &connectionActor{deps: d, qcfg: qcfg, route: route, domain: domain, targets: targets}
+func newConnection(d *Deps, qcfg config.VirtualQueue, route config.Route, domain string, targets []hop, dc dialContext) *connectionActor {
+	return &connectionActor{deps: d, qcfg: qcfg, route: route, domain: domain, targets: targets, dc: dc}
 }
 
 // Receive runs on the connection actor's goroutine.
@@ -141,13 +142,13 @@ func (c *connectionActor) dial(ctx actor.Context) {
 	c.busy = true
 	self, sys := ctx.Self(), ctx.ActorSystem().Root
 	cctx, targets, box := c.ctx, c.targets, c.box
-	deps, route, domain := c.deps, c.route, c.domain
+	deps, route, domain, dc := c.deps, c.route, c.domain, c.dc
 	go func() {
 		var conn session
 		var reply messages.Reply
 		if route.Type == config.RouteLocal && route.LMTP == "" {
 			conn = newMaildirSession(deps, deps.Config.MaildirPath(route))
-		} else if oc, r := dialTargets(cctx, deps, route, domain, targets); oc != nil {
+		} else if oc, r := dialTargets(cctx, deps, route, domain, targets, dc); oc != nil {
 			conn = netSession{oc}
 		} else {
 			reply = r
@@ -161,12 +162,12 @@ func (c *connectionActor) dial(ctx actor.Context) {
 // TLS plan give, and returns the first session or a reply describing every
 // failure: permanent only if every hop failed permanently. Each MX session
 // attempt is recorded for TLS reporting.
-func dialTargets(ctx context.Context, d *Deps, route config.Route, domain string, hops []hop) (*outbound.Conn, messages.Reply) {
+func dialTargets(ctx context.Context, d *Deps, route config.Route, domain string, hops []hop, dc dialContext) (*outbound.Conn, messages.Reply) {
 	var texts []string
 	permanent := len(hops) > 0
 	last := messages.Reply{Text: "no targets", Class: "connection"}
 	for _, h := range hops {
-		conn, reply, err := dialHop(ctx, d, route, domain, h)
+		conn, reply, err := dialHop(ctx, d, route, domain, h, h.plan(d.Config, domain, dc))
 		if conn != nil {
 			return conn, messages.Reply{}
 		}
@@ -193,35 +194,35 @@ func dialTargets(ctx context.Context, d *Deps, route config.Route, domain string
 }
 
 // dialHop opens one session, unless the hop's TLS plan forbids it.
-func dialHop(ctx context.Context, d *Deps, route config.Route, domain string, h hop) (*outbound.Conn, messages.Reply, error) {
-	if h.plan.fail != nil {
-		d.recordTLS(route, domain, h, false, h.plan.failReason, h.plan.fail.Text)
-		return nil, *h.plan.fail, nil
+func dialHop(ctx context.Context, d *Deps, route config.Route, domain string, h hop, plan *tlsPlan) (*outbound.Conn, messages.Reply, error) {
+	if plan.fail != nil {
+		d.recordTLS(route, domain, h, plan, false, plan.failReason, plan.fail.Text)
+		return nil, *plan.fail, nil
 	}
 	opts := connOptions(d, route, domain, h.Target)
-	h.plan.options(&opts, d.RootCAs, h.Host, domain)
+	plan.options(&opts, d.RootCAs, h.Host, domain)
 	conn, err := outbound.Dial(ctx, []outbound.Target{h.Target}, opts)
 	if err == nil {
 		if _, secure := conn.TLS(); secure {
-			d.recordTLS(route, domain, h, true, "", "")
+			d.recordTLS(route, domain, h, plan, true, "", "")
 		} else {
-			d.recordTLS(route, domain, h, false, "starttls-not-supported", "the server did not offer STARTTLS")
+			d.recordTLS(route, domain, h, plan, false, "starttls-not-supported", "the server did not offer STARTTLS")
 		}
 		return conn, messages.Reply{}, nil
 	}
 	var oe *outbound.Error
 	if errors.As(err, &oe) && (oe.Stage == outbound.StageSTARTTLS || oe.Class == "tls" || oe.Class == "dane") {
-		d.recordTLS(route, domain, h, false, reportReason(err), oe.Message)
+		d.recordTLS(route, domain, h, plan, false, reportReason(err), oe.Message)
 	}
 	return nil, errReply(err), err
 }
 
 // recordTLS notes one session attempt to an MX host for TLS reports.
-func (d *Deps) recordTLS(route config.Route, domain string, h hop, ok bool, reason, detail string) {
+func (d *Deps) recordTLS(route config.Route, domain string, h hop, plan *tlsPlan, ok bool, reason, detail string) {
 	if d.TLSReports == nil || route.Type != config.RouteMX {
 		return
 	}
-	typ, strs := h.plan.policy()
+	typ, strs := plan.policy()
 	d.TLSReports.Record(tlsrpt.Result{Domain: domain, PolicyType: tlsrpt.PolicyType(typ), PolicyStrings: strs,
 		MXHost: h.Host, ReceivingIP: ipOf(h.Target), Success: ok, ResultType: reason, FailureReason: detail}, time.Now())
 }

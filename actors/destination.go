@@ -10,6 +10,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/mtad/mtad/config"
+	"github.com/mtad/mtad/dane"
 	"github.com/mtad/mtad/messages"
 	"github.com/mtad/mtad/mtasts"
 	"github.com/mtad/mtad/outbound"
@@ -160,8 +161,13 @@ func (d *destinationActor) give(ctx actor.Context, c *connRef) {
 
 func (d *destinationActor) spawnConn(ctx actor.Context) {
 	targets := d.targets
+	dc := dialContext{requireTLS: d.requireTLS}
+	if len(d.ready) > 0 {
+		j := d.ready[len(d.ready)-1] // the newest: it asked for this connection
+		dc.retryNum, dc.lastError = j.Attempt-1, j.LastError
+	}
 	props := actor.PropsFromProducer(func() actor.Actor {
-		return newConnection(d.deps, d.qcfg, d.route, d.domain, targets)
+		return newConnection(d.deps, d.qcfg, d.route, d.domain, targets, dc)
 	}, actor.WithSupervisor(actor.NewOneForOneStrategy(0, 0, stopDecider)))
 	pid := ctx.Spawn(props)
 	d.conns[pid.Id] = &connRef{pid: pid}
@@ -174,12 +180,12 @@ func (d *destinationActor) resolve(ctx actor.Context) {
 	}
 	d.resolving = true
 	self, sys := ctx.Self(), ctx.ActorSystem().Root
-	deps, route, domain, requireTLS := d.deps, d.route, d.domain, d.requireTLS
+	deps, route, domain := d.deps, d.route, d.domain
 	timeout := d.deps.Config.Resolver.Timeout * time.Duration(2*d.deps.Config.Resolver.Attempts+2)
 	go func() {
 		c, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
-		t, err := resolveTargets(c, deps, route, domain, requireTLS)
+		t, err := resolveTargets(c, deps, route, domain)
 		m := &resolved{targets: t}
 		if err != nil {
 			m.err, m.reply = err, dnsReply(err)
@@ -353,17 +359,15 @@ func (d *destinationActor) checkIdle(ctx actor.Context) {
 
 // resolveTargets turns a route into the ordered list of hops to try, each
 // with its TLS plan (see tls.go). It runs in the resolve goroutine.
-func resolveTargets(ctx context.Context, d *Deps, route config.Route, domain string, requireTLS bool) ([]hop, error) {
+func resolveTargets(ctx context.Context, d *Deps, route config.Route, domain string) ([]hop, error) {
 	res := d.Resolver
 	switch {
 	case route.Type == config.RouteLocal && route.LMTP == "":
-		return []hop{{Target: outbound.Target{Host: "maildir"}, plan: &tlsPlan{starttls: outbound.TLSDisable}}}, nil
+		return []hop{{Target: outbound.Target{Host: "maildir"}, facts: localFacts}}, nil
 	case route.Type == config.RouteLocal:
-		return hostHops(ctx, res, route.LMTP, 24, &tlsPlan{starttls: outbound.TLSDisable})
+		return hostHops(ctx, res, route.LMTP, 24, localFacts)
 	case route.Type == config.RouteRelay:
-		host, _, _ := config.SplitHostPort(route.Address, route.Port)
-		name, s := tlsStrategy(d.Config, domain, host)
-		return hostHops(ctx, res, route.Address, route.Port, basePlan(name, s, requireTLS))
+		return hostHops(ctx, res, route.Address, route.Port, &hopFacts{routeType: config.RouteRelay})
 	}
 	mxr, err := res.LookupMXFull(ctx, domain)
 	if err != nil {
@@ -382,11 +386,11 @@ func resolveTargets(ctx context.Context, d *Deps, route config.Route, domain str
 			firstErr = preferTemporary(firstErr, err)
 			continue
 		}
-		name, s := tlsStrategy(d.Config, domain, mx.Host)
-		plan := basePlan(name, s, requireTLS)
-		plan.applySTS(s, sts, stsErr, mx.Host)
-		plan.applyDANE(ctx, res, s, mx.Host, route.Port, mxr.Authenticated)
-		out = append(out, hopsFor(mx.Host, ips, route.Port, route.MaxMultihomed, plan)...)
+		f := &hopFacts{routeType: config.RouteMX, sts: sts, stsErr: stsErr}
+		if _, s := tlsStrategy(d.Config, domain, mx.Host, dialContext{}); s.DANE != config.TLSDisable {
+			f.dane, f.daneErr = dane.Lookup(ctx, res, mx.Host, route.Port, mxr.Authenticated)
+		}
+		out = append(out, hopsFor(mx.Host, ips, route.Port, route.MaxMultihomed, f)...)
 	}
 	if len(out) == 0 {
 		return nil, firstErr
@@ -401,7 +405,7 @@ func fetchSTS(ctx context.Context, d *Deps, mxs []resolver.MX, domain string) (*
 		return nil, nil
 	}
 	for _, mx := range mxs {
-		if _, s := tlsStrategy(d.Config, domain, mx.Host); s.MTASTS != config.TLSDisable {
+		if _, s := tlsStrategy(d.Config, domain, mx.Host, dialContext{}); s.MTASTS != config.TLSDisable {
 			return d.MTASTS.Get(ctx, domain)
 		}
 	}
@@ -409,7 +413,7 @@ func fetchSTS(ctx context.Context, d *Deps, mxs []resolver.MX, domain string) (*
 }
 
 // hostHops resolves a relay or LMTP server given as host or host:port.
-func hostHops(ctx context.Context, res Resolver, addr string, defPort int, plan *tlsPlan) ([]hop, error) {
+func hostHops(ctx context.Context, res Resolver, addr string, defPort int, f *hopFacts) ([]hop, error) {
 	host, port, err := config.SplitHostPort(addr, defPort)
 	if err != nil {
 		return nil, err
@@ -418,16 +422,19 @@ func hostHops(ctx context.Context, res Resolver, addr string, defPort int, plan 
 	if err != nil {
 		return nil, err
 	}
-	return hopsFor(host, ips, port, len(ips), plan), nil
+	return hopsFor(host, ips, port, len(ips), f), nil
 }
 
-func hopsFor(host string, ips []netip.Addr, port, max int, plan *tlsPlan) []hop {
+// localFacts: local delivery (LMTP on a trusted network) is not encrypted.
+var localFacts = &hopFacts{routeType: config.RouteLocal, fixed: &tlsPlan{starttls: outbound.TLSDisable}}
+
+func hopsFor(host string, ips []netip.Addr, port, max int, f *hopFacts) []hop {
 	var out []hop
 	for i, ip := range ips {
 		if i >= max {
 			break
 		}
-		out = append(out, hop{Target: outbound.Target{Host: host, Addr: netip.AddrPortFrom(ip, uint16(port))}, plan: plan})
+		out = append(out, hop{Target: outbound.Target{Host: host, Addr: netip.AddrPortFrom(ip, uint16(port))}, facts: f})
 	}
 	return out
 }

@@ -274,7 +274,9 @@ func (q *queueActor) makeJobs(ctx actor.Context, m *qmsg, due []uint32) {
 			q.destRef(key, route, domain)
 		}
 		j.Rcpts = append(j.Rcpts, messages.JobRcpt{Index: rc.Index, Addr: rc.Addr, Notify: rc.Notify, ORcpt: rc.ORcpt})
-		j.Attempt = max(j.Attempt, rc.Attempts+1)
+		if rc.Attempts+1 > j.Attempt {
+			j.Attempt, j.LastError = rc.Attempts+1, rc.LastReply.Class
+		}
 	}
 	for _, j := range order {
 		q.ready(q.dests[j.Dest], j)

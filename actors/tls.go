@@ -45,10 +45,46 @@ type tlsPlan struct {
 	failReason   string          // its TLSRPT result type
 }
 
-// hop is one address to try with its TLS plan.
+// hop is one address to try, with what DNS and MTA-STS said about its
+// host; the TLS plan is made from them when a connection dials, with the
+// strategy evaluated for the work that made it dial.
 type hop struct {
 	outbound.Target
-	plan *tlsPlan
+	facts *hopFacts
+}
+
+// hopFacts are the security facts of one host, gathered when the
+// destination resolves.
+type hopFacts struct {
+	routeType string
+	dane      *dane.Policy
+	daneErr   error
+	sts       *mtasts.Policy
+	stsErr    error
+	fixed     *tlsPlan // local LMTP and Maildir: no strategy applies
+}
+
+// dialContext is the context of the job that made a connection dial: the
+// TLS strategy sees its retry_num and last_error.
+type dialContext struct {
+	retryNum   int
+	lastError  string
+	requireTLS bool
+}
+
+// plan makes the hop's TLS plan.
+func (h hop) plan(cfg *config.Config, domain string, dc dialContext) *tlsPlan {
+	f := h.facts
+	if f.fixed != nil {
+		return f.fixed
+	}
+	name, s := tlsStrategy(cfg, domain, h.Host, dc)
+	p := basePlan(name, s, dc.requireTLS)
+	if f.routeType == config.RouteMX {
+		p.applySTS(s, f.sts, f.stsErr, h.Host)
+		p.applyDANE(s, f.dane, f.daneErr, h.Host)
+	}
+	return p
 }
 
 // stsGetter is the MTA-STS policy source (an *mtasts.Fetcher).
@@ -57,8 +93,8 @@ type stsGetter interface {
 }
 
 // tlsStrategy evaluates the TLS strategy for one host.
-func tlsStrategy(cfg *config.Config, domain, host string) (string, config.TLSStrategy) {
-	env := expression.Env{RcptDomain: domain, MX: host}
+func tlsStrategy(cfg *config.Config, domain, host string, dc dialContext) (string, config.TLSStrategy) {
+	env := expression.Env{RcptDomain: domain, MX: host, RetryNum: dc.retryNum, LastError: dc.lastError}
 	name, err := cfg.Queue.Strategy.TLS.Eval(&env)
 	s, ok := cfg.Queue.TLS[name]
 	if err != nil || !ok {
@@ -117,12 +153,11 @@ func (p *tlsPlan) applySTS(s config.TLSStrategy, pol *mtasts.Policy, err error, 
 	}
 }
 
-// applyDANE looks up and folds a host's DANE policy into its plan.
-func (p *tlsPlan) applyDANE(ctx context.Context, res dane.TLSALookuper, s config.TLSStrategy, host string, port int, mxAuthenticated bool) {
+// applyDANE folds a host's DANE lookup into its plan.
+func (p *tlsPlan) applyDANE(s config.TLSStrategy, pol *dane.Policy, err error, host string) {
 	if s.DANE == config.TLSDisable || p.fail != nil {
 		return
 	}
-	pol, err := dane.Lookup(ctx, res, host, port, mxAuthenticated)
 	var de *dane.Error
 	switch {
 	case err != nil:

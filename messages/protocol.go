@@ -46,7 +46,8 @@ type Job struct {
 	RequireTLS bool
 	Ret        Ret
 	EnvID      string
-	Attempt    int // attempt number (1 for the first)
+	Attempt    int    // attempt number (1 for the first)
+	LastError  string // the class of the last failure (for the TLS strategy's last_error)
 	Arrival    time.Time
 	Source     string
 	Priority   int

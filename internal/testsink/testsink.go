@@ -4,6 +4,7 @@ package testsink
 
 import (
 	"bytes"
+	"crypto/tls"
 	"io"
 	"log"
 	"net"
@@ -16,12 +17,14 @@ import (
 
 // Tx is one transaction the sink accepted.
 type Tx struct {
-	From  string
-	Rcpts []string
-	Data  []byte
-	Time  time.Time // when DATA ended
-	Helo  string    // the client's EHLO name
-	Local string    // the address the client connected to
+	From       string
+	Rcpts      []string
+	Data       []byte
+	Time       time.Time // when DATA ended
+	Helo       string    // the client's EHLO name
+	Local      string    // the address the client connected to
+	TLS        bool      // the transaction ran over TLS
+	RequireTLS bool      // MAIL FROM carried REQUIRETLS
 }
 
 // Sink is a running SMTP server.
@@ -56,6 +59,15 @@ func StartOn(t testing.TB, addr string) *Sink {
 	return start(t, addr, false)
 }
 
+// StartTLSOn serves on addr, offering STARTTLS (and REQUIRETLS) with cfg.
+func StartTLSOn(t testing.TB, addr string, cfg *tls.Config) *Sink {
+	t.Helper()
+	s := start(t, addr, false)
+	s.srv.TLSConfig = cfg
+	s.srv.EnableREQUIRETLS = true
+	return s
+}
+
 // StartLMTP serves LMTP on 127.0.0.1:0 until the test ends.
 func StartLMTP(t testing.TB) *Sink {
 	t.Helper()
@@ -75,7 +87,7 @@ func start(t testing.TB, addr string, lmtp bool) *Sink {
 	s.srv.EnableDSN, s.srv.EnableSMTPUTF8 = true, true
 	s.srv.MaxRecipients = 1000
 	s.srv.ErrorLog = log.New(io.Discard, "", 0)
-	go func() { _ = s.srv.Serve(l) }()
+	go func() { _ = s.srv.Serve(l) }() // TLSConfig may be set before the first client
 	t.Cleanup(func() { _ = s.srv.Close() })
 	return s
 }
@@ -146,7 +158,8 @@ func (s *Sink) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	s.conns++
 	s.live++
 	s.maxConns = max(s.maxConns, s.live)
-	return &session{s: s, helo: c.Hostname(), local: c.Conn().LocalAddr().String()}, nil
+	_, isTLS := c.TLSConnectionState()
+	return &session{s: s, helo: c.Hostname(), local: c.Conn().LocalAddr().String(), tls: isTLS}, nil
 }
 
 type session struct {
@@ -154,11 +167,12 @@ type session struct {
 	tx     Tx
 	helo   string
 	local  string
+	tls    bool
 	closed bool
 }
 
-func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
-	ss.tx = Tx{From: from, Helo: ss.helo, Local: ss.local}
+func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
+	ss.tx = Tx{From: from, Helo: ss.helo, Local: ss.local, TLS: ss.tls, RequireTLS: opts != nil && opts.RequireTLS}
 	return nil
 }
 
