@@ -214,7 +214,12 @@ func dialHop(ctx context.Context, d *Deps, route config.Route, domain string, h 
 	if errors.As(err, &oe) && (oe.Stage == outbound.StageSTARTTLS || oe.Class == "tls" || oe.Class == "dane") {
 		d.recordTLS(route, domain, h, plan, false, reportReason(err), oe.Message)
 	}
-	return nil, errReply(err), err
+	reply := errReply(err)
+	if plan.requireTLS && errors.Is(err, outbound.ErrTLSNotOffered) {
+		// RFC 8689 section 5: the message cannot be relayed as asked.
+		reply = messages.Reply{Code: 550, Enhanced: "5.7.30", Text: "REQUIRETLS support required: " + h.Host + " does not offer STARTTLS", Class: "tls"}
+	}
+	return nil, reply, err
 }
 
 // recordTLS notes one session attempt to an MX host for TLS reports.
