@@ -15,6 +15,7 @@ import (
 	"github.com/mtad/mtad/config"
 	"github.com/mtad/mtad/deliverylog"
 	"github.com/mtad/mtad/messages"
+	"github.com/mtad/mtad/quota"
 	"github.com/mtad/mtad/resolver"
 	"github.com/mtad/mtad/tlsrpt"
 )
@@ -48,6 +49,7 @@ type Deps struct {
 	RootCAs    *x509.CertPool   // trusted roots for outbound TLS; nil: the system's
 	MTASTS     stsGetter        // MTA-STS policies; nil: none are fetched
 	TLSReports *tlsrpt.Recorder // RFC 8460 outcomes; nil: not recorded
+	Quotas     *quota.Book      // queue quotas to release as recipients finish; nil: none
 }
 
 // Engine is a running actor tree.
@@ -100,6 +102,9 @@ func (e *Engine) Recover() (int, error) {
 	err := e.deps.Journal.Load(func(env *messages.Envelope) error {
 		if env.Pending() == 0 {
 			return e.deps.Journal.Finish(env.ID, len(env.Rcpts))
+		}
+		if e.deps.Quotas != nil && env.Source != "dsn" && env.Source != "report" {
+			e.deps.Quotas.Charge(env) // as admission charged it: the quotas come back exactly
 		}
 		n++
 		e.Enqueue(env)

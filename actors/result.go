@@ -216,6 +216,9 @@ func (q *queueActor) onPersisted(ctx actor.Context, p *persisted) {
 	m.writing = false
 	for _, i := range p.indices {
 		m.busy[i] = false
+		if q.deps.Quotas != nil && m.env.Rcpts[i].Status.Final() {
+			q.deps.Quotas.Release(m.env, i)
+		}
 	}
 	for _, ev := range p.events {
 		q.deps.Delivery.Write(ev)

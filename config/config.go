@@ -98,7 +98,16 @@ type Queue struct {
 	Route      map[string]Route
 	Connection map[string]Connection
 	TLS        map[string]TLSStrategy
+	Quota      map[string]Quota
 	Strategy   Strategy
+}
+
+// Quota is a queue quota checked at admission (452 4.3.1 when full).
+type Quota struct {
+	Key      string                // "", sender, sender_domain, rcpt, rcpt_domain
+	Messages int64                 // 0: no limit
+	Bytes    int64                 // 0: no limit
+	Match    *expression.Predicate // nil: always applies
 }
 
 // TLS policy modes.

@@ -74,7 +74,15 @@ type rawQueue struct {
 	Route      map[string]rawRoute       `toml:"route"`
 	Connection map[string]rawConnection  `toml:"connection"`
 	TLS        map[string]rawTLSStrategy `toml:"tls"`
+	Quota      map[string]rawQuota       `toml:"quota"`
 	Strategy   rawStrategy               `toml:"strategy"`
+}
+
+type rawQuota struct {
+	Key      string `toml:"key"`
+	Messages *int64 `toml:"messages"`
+	Size     string `toml:"size"`
+	Match    string `toml:"match"`
 }
 
 type rawTLSStrategy struct {

@@ -19,7 +19,7 @@ func (r *rawConfig) validate() (*Config, error) {
 		r.Server.validate, r.Session.validate, r.Resolver.validate, r.Log.validate,
 		r.TLS.validate, r.Report.validate,
 		r.Queue.validateVirtual, r.Queue.validateSchedules, r.Queue.validateRoutes,
-		r.Queue.validateConnections, r.Queue.validateTLS, r.Queue.validateStrategy,
+		r.Queue.validateConnections, r.Queue.validateTLS, r.Queue.validateQuotas, r.Queue.validateStrategy,
 	}
 	for _, step := range steps {
 		if err := step(c); err != nil {
@@ -116,6 +116,45 @@ func (r *rawReport) validate(c *Config) error {
 		return fmt.Errorf("report.tls.send-at: %q is not a time of day like \"00:30\"", at)
 	}
 	c.Report.TLS.SendAt = time.Duration(hm.Hour())*time.Hour + time.Duration(hm.Minute())*time.Minute
+	return nil
+}
+
+func (r *rawQueue) validateQuotas(c *Config) error {
+	c.Queue.Quota = map[string]Quota{}
+	f := expression.Funcs{LocalDomains: c.Session.LocalDomains}
+	for name, q := range r.Quota {
+		key := "queue.quota." + name
+		out := Quota{Key: q.Key}
+		switch q.Key {
+		case "", "sender", "sender_domain", "rcpt", "rcpt_domain":
+		default:
+			return fmt.Errorf("%s.key: %q is not sender, sender_domain, rcpt or rcpt_domain (or empty for a global quota)", key, q.Key)
+		}
+		if q.Messages != nil {
+			if *q.Messages < 1 {
+				return fmt.Errorf("%s.messages: must be at least 1", key)
+			}
+			out.Messages = *q.Messages
+		}
+		if q.Size != "" {
+			n, err := parseSize(key+".size", q.Size)
+			if err != nil {
+				return err
+			}
+			out.Bytes = n
+		}
+		if out.Messages == 0 && out.Bytes == 0 {
+			return fmt.Errorf("%s: set messages, size or both", key)
+		}
+		if q.Match != "" {
+			p, err := expression.CompileBool(key+".match", q.Match, f)
+			if err != nil {
+				return err
+			}
+			out.Match = p
+		}
+		c.Queue.Quota[name] = out
+	}
 	return nil
 }
 

@@ -241,3 +241,29 @@ func (s *Selector) Eval(env *Env) (string, error) {
 	}
 	return "", fmt.Errorf("%s: no branch matched", s.key)
 }
+
+// Predicate is a compiled boolean expression (a limit's or quota's match).
+type Predicate struct {
+	key string
+	p   *vm.Program
+}
+
+// CompileBool compiles a boolean expression; key names it in errors.
+func CompileBool(key, src string, f Funcs) (*Predicate, error) {
+	p, err := expr.Compile(rewriteCalls(src), options(f, expr.AsBool())...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %s", key, oneLine(err))
+	}
+	return &Predicate{key: key, p: p}, nil
+}
+
+// Eval evaluates the predicate for env. It is safe for concurrent use.
+func (p *Predicate) Eval(env *Env) (bool, error) {
+	m := vms.Get().(*vm.VM)
+	defer vms.Put(m)
+	v, err := m.Run(p.p, env)
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", p.key, err)
+	}
+	return v == true, nil
+}

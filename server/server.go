@@ -21,6 +21,7 @@ import (
 	"github.com/mtad/mtad/deliverylog"
 	"github.com/mtad/mtad/messages"
 	"github.com/mtad/mtad/persistence"
+	"github.com/mtad/mtad/quota"
 	"github.com/mtad/mtad/resolver"
 	"github.com/mtad/mtad/submission"
 )
@@ -35,6 +36,7 @@ type Server struct {
 	logFile   io.Closer
 	smtp      *submission.Server
 	reports   *tlsReports // nil unless report.tls.enable
+	quotas    *quota.Book // nil without queue quotas
 	listeners []net.Listener
 	implicit  map[net.Listener]bool // listeners speaking TLS from the first byte
 	serving   sync.WaitGroup
@@ -70,8 +72,11 @@ func (s *Server) start() (err error) {
 	if err != nil {
 		return err
 	}
+	if s.quotas, err = newQuotaBook(cfg); err != nil {
+		return fmt.Errorf("queue.quota: %w", err)
+	}
 	deps := actors.Deps{Config: cfg, Journal: s.journal, Resolver: res, Delivery: s.delivery, Logger: log,
-		RootCAs: roots, MTASTS: newSTSFetcher(s, res, roots)}
+		RootCAs: roots, MTASTS: newSTSFetcher(s, res, roots), Quotas: s.quotas}
 	if cfg.Report.TLS.Enable {
 		if s.reports, err = startTLSReports(s, res); err != nil {
 			return err
@@ -230,7 +235,16 @@ func (a *acceptor) NextID() messages.MsgID { return a.s.journal.NextID() }
 // Accept returns when the message is durable; the engine owns env after.
 func (a *acceptor) Accept(env *messages.Envelope, body []byte) error {
 	a.s.engine.Place(env)
+	if q := a.s.quotas; q != nil {
+		if err := q.Admit(env); err != nil {
+			a.s.log.Info("queue quota full", "msgid", env.ID.String(), "err", err)
+			return err // 452 4.3.1, nothing journaled
+		}
+	}
 	if err := a.s.journal.Accept(env, body); err != nil {
+		if a.s.quotas != nil {
+			a.s.quotas.Drop(env.ID)
+		}
 		return err
 	}
 	from := env.From

@@ -1,0 +1,45 @@
+package server
+
+import (
+	"sort"
+
+	"github.com/mtad/mtad/config"
+	"github.com/mtad/mtad/expression"
+	"github.com/mtad/mtad/messages"
+	"github.com/mtad/mtad/quota"
+)
+
+// newQuotaBook builds the admission quotas; nil when none are configured.
+func newQuotaBook(cfg *config.Config) (*quota.Book, error) {
+	if len(cfg.Queue.Quota) == 0 {
+		return nil, nil
+	}
+	names := make([]string, 0, len(cfg.Queue.Quota))
+	for n := range cfg.Queue.Quota {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var qs []quota.Quota
+	for _, n := range names {
+		q := cfg.Queue.Quota[n]
+		qs = append(qs, quota.Quota{Name: n, Key: quota.Key(q.Key), Messages: q.Messages, Bytes: q.Bytes, Match: quotaMatch(q.Match)})
+	}
+	return quota.NewBook(qs)
+}
+
+// quotaMatch adapts a match expression; a run-time error counts as a match
+// (the quota applies), so a broken expression cannot open the floodgates.
+func quotaMatch(p *expression.Predicate) func(*messages.Envelope, *messages.Recipient) bool {
+	if p == nil {
+		return nil
+	}
+	return func(env *messages.Envelope, rc *messages.Recipient) bool {
+		e := expression.Env{Sender: env.From, SenderDomain: messages.Domain(env.From), Recipients: len(env.Rcpts),
+			Priority: env.Priority, Size: env.Size, Source: env.Source, ReceivedFrom: env.ReceivedFromIP}
+		if rc != nil {
+			e.Rcpt, e.RcptDomain = rc.Addr, messages.Domain(rc.Addr)
+		}
+		ok, err := p.Eval(&e)
+		return ok || err != nil
+	}
+}
