@@ -77,13 +77,21 @@ func (d *dsnJob) journal(j Journal) (*messages.Envelope, error) {
 		return nil, fmt.Errorf("dsn for %v: %w", d.env.ID, err)
 	}
 	now := time.Now()
-	raw, err := dsn.Build(dsn.Report{ReportingMTA: d.cfg.Server.Hostname, Envelope: d.env,
+	orig := d.env
+	if orig.RequireTLS {
+		// RFC 8689 section 5: a bounce of a REQUIRETLS message carries
+		// no more than its headers, and itself requires TLS.
+		c := *orig
+		c.Ret = messages.RetHdrs
+		orig = &c
+	}
+	raw, err := dsn.Build(dsn.Report{ReportingMTA: d.cfg.Server.Hostname, Envelope: orig,
 		Recipients: d.rcpts, Original: original, Now: now})
 	if err != nil {
-		return nil, fmt.Errorf("dsn for %v: %w", d.env.ID, err)
+		return nil, &buildError{fmt.Errorf("dsn for %v: %w", d.env.ID, err)}
 	}
 	env := &messages.Envelope{ID: j.NextID(), Size: int64(len(raw)), Arrival: now, Source: "dsn",
-		SMTPUTF8: d.env.SMTPUTF8, Body: messages.Body7Bit,
+		SMTPUTF8: d.env.SMTPUTF8, RequireTLS: d.env.RequireTLS, Body: messages.Body7Bit,
 		Rcpts: []messages.Recipient{{Index: 0, Addr: d.env.From, Notify: messages.NotifyNever}}}
 	if bytes.IndexFunc(raw, func(r rune) bool { return r >= 0x80 }) >= 0 {
 		env.Body = messages.Body8BitMIME
@@ -120,4 +128,23 @@ func notifyDue(env *messages.Envelope, rc *messages.Recipient, s config.Schedule
 		return true, time.Time{}
 	}
 	return false, at
+}
+
+// buildError is a DSN that cannot be built from its message (a bad return
+// path, say): no retry would build it, so the state is written anyway.
+type buildError struct{ err error }
+
+func (e *buildError) Error() string { return e.err.Error() }
+func (e *buildError) Unwrap() error { return e.err }
+
+// notifyCount is how many of the schedule's notify times have passed: after
+// downtime, one delayed DSN covers them all.
+func notifyCount(env *messages.Envelope, s config.Schedule, now time.Time) int {
+	n := 0
+	for _, d := range s.Notify {
+		if !env.Arrival.Add(d).After(now) {
+			n++
+		}
+	}
+	return n
 }

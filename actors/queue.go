@@ -243,7 +243,7 @@ func (q *queueActor) notifyDelay(ctx actor.Context, m *qmsg, idx []uint32) {
 	for _, i := range idx {
 		rc := &m.env.Rcpts[i]
 		m.busy[i] = true
-		rc.NotifyNum++
+		rc.NotifyNum = max(rc.NotifyNum+1, notifyCount(m.env, q.scheduleOf(m.env, rc), time.Now()))
 		wantNotice(p, m.env, rc, dsn.Delayed, "")
 		p.indices = append(p.indices, i)
 	}

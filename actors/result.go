@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"errors"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -165,13 +166,9 @@ func (q *queueActor) persist(ctx actor.Context, m *qmsg, p *persisted) {
 // are now.
 func (q *queueActor) write(ctx actor.Context, m *qmsg, p *persisted) {
 	m.writing = true
-	p.done = true
-	for _, i := range m.mine {
-		if !m.env.Rcpts[i].Status.Final() {
-			p.done = false
-			break
-		}
-	}
+	// Only the last write of a queue of writes may finish the message: the
+	// ones waiting still need its body (their DSNs) and its records.
+	p.done = len(m.waiting) == 0 && allFinal(m)
 	id, n := m.env.ID, len(m.env.Rcpts)
 	finish := p.done && !m.shared
 	var states []messages.Recipient
@@ -187,8 +184,18 @@ func (q *queueActor) write(ctx actor.Context, m *qmsg, p *persisted) {
 		var notice *messages.Envelope
 		if req != nil {
 			var err error
-			if notice, err = req.journal(j); err != nil {
-				log.Error("delivery status notification not sent", "msgid", id.String(), "err", err)
+			notice, err = req.journal(j)
+			var be *buildError
+			switch {
+			case errors.As(err, &be):
+				log.Error("delivery status notification cannot be built", "msgid", id.String(), "err", err)
+			case err != nil:
+				// The journal failed: the state stays unwritten too, so
+				// after a restart the recipient is tried again and its
+				// DSN comes then. Reported, never lost.
+				log.Error("delivery status notification not journaled; state not written", "msgid", id.String(), "err", err)
+				sys.Send(self, p)
+				return
 			}
 		}
 		var err error
@@ -226,16 +233,17 @@ func (q *queueActor) onPersisted(ctx actor.Context, p *persisted) {
 	if p.dsnEvent.Event != "" {
 		q.deps.Delivery.Write(p.dsnEvent)
 	}
+	if len(p.moved) > 0 {
+		q.handOver(ctx, m, p.moved)
+	}
 	if len(m.waiting) > 0 {
 		next := m.waiting[0]
 		m.waiting = m.waiting[1:]
-		q.write(ctx, m, next)
-	}
-	if len(p.moved) > 0 && q.handOver(ctx, m, p.moved) {
+		q.write(ctx, m, next) // its onPersisted decides what comes next
 		q.checkDrained()
 		return
 	}
-	if p.done {
+	if p.done || allFinal(m) {
 		if q.msgs[m.env.ID] == m {
 			delete(q.msgs, m.env.ID)
 		}
@@ -274,9 +282,9 @@ type move struct {
 }
 
 // handOver gives moved recipients (their new queue is journaled) to their
-// new queue through root. It reports whether this queue is left with
-// nothing of the message, and has forgotten it.
-func (q *queueActor) handOver(ctx actor.Context, m *qmsg, moved []uint32) bool {
+// new queue through root, and stops owning them. This queue may be left with
+// nothing of the message (the caller then forgets it).
+func (q *queueActor) handOver(ctx actor.Context, m *qmsg, moved []uint32) {
 	byQueue := map[string][]uint32{}
 	for _, i := range moved {
 		byQueue[m.env.Rcpts[i].Queue] = append(byQueue[m.env.Rcpts[i].Queue], i)
@@ -286,23 +294,20 @@ func (q *queueActor) handOver(ctx actor.Context, m *qmsg, moved []uint32) bool {
 	}
 	m.shared = true
 	kept := m.mine[:0]
-	pending := 0
 	for _, i := range m.mine {
-		if m.env.Rcpts[i].Queue != q.name {
-			continue
-		}
-		kept = append(kept, i)
-		if !m.env.Rcpts[i].Status.Final() {
-			pending++
+		if m.env.Rcpts[i].Queue == q.name {
+			kept = append(kept, i)
 		}
 	}
 	m.mine = kept
-	if pending > 0 || m.writing {
-		return false
+}
+
+// allFinal reports whether every recipient this queue owns is final.
+func allFinal(m *qmsg) bool {
+	for _, i := range m.mine {
+		if !m.env.Rcpts[i].Status.Final() {
+			return false
+		}
 	}
-	if q.msgs[m.env.ID] == m {
-		delete(q.msgs, m.env.ID)
-	}
-	ctx.Send(ctx.Parent(), &checkFinished{id: m.env.ID})
 	return true
 }
