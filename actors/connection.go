@@ -166,6 +166,7 @@ func dialTargets(ctx context.Context, d *Deps, route config.Route, domain string
 	var texts []string
 	permanent := len(hops) > 0
 	last := messages.Reply{Text: "no targets", Class: "connection"}
+	secClass := "" // a TLS or DANE failure on any hop is what a strategy's last_error must see
 	for _, h := range hops {
 		conn, reply, err := dialHop(ctx, d, route, domain, h, h.plan(d.Config, domain, dc))
 		if conn != nil {
@@ -174,6 +175,9 @@ func dialTargets(ctx context.Context, d *Deps, route config.Route, domain string
 		last = reply
 		if last.Temporary() {
 			permanent = false
+		}
+		if reply.Class == "tls" || reply.Class == "dane" || reply.Class == "mta-sts" {
+			secClass = reply.Class
 		}
 		if err != nil {
 			texts = append(texts, err.Error())
@@ -190,6 +194,9 @@ func dialTargets(ctx context.Context, d *Deps, route config.Route, domain string
 	if !permanent && !last.Temporary() {
 		last.Code, last.Enhanced = 451, "4.4.1"
 	}
+	if secClass != "" {
+		last.Class = secClass
+	}
 	return nil, last
 }
 
@@ -203,9 +210,13 @@ func dialHop(ctx context.Context, d *Deps, route config.Route, domain string, h 
 	plan.options(&opts, d.RootCAs, h.Host, domain)
 	conn, err := outbound.Dial(ctx, []outbound.Target{h.Target}, opts)
 	if err == nil {
-		if _, secure := conn.TLS(); secure {
+		_, secure := conn.TLS()
+		switch {
+		case plan.sts != nil && !plan.stsEnforce && !plan.sts.Matches(h.Host):
+			d.recordTLS(route, domain, h, plan, false, "validation-failure", "MX host not listed in the MTA-STS policy (testing mode)")
+		case secure:
 			d.recordTLS(route, domain, h, plan, true, "", "")
-		} else {
+		case plan.starttls != outbound.TLSDisable:
 			d.recordTLS(route, domain, h, plan, false, "starttls-not-supported", "the server did not offer STARTTLS")
 		}
 		return conn, messages.Reply{}, nil

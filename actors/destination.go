@@ -162,9 +162,10 @@ func (d *destinationActor) give(ctx actor.Context, c *connRef) {
 func (d *destinationActor) spawnConn(ctx actor.Context) {
 	targets := d.targets
 	dc := dialContext{requireTLS: d.requireTLS}
-	if len(d.ready) > 0 {
-		j := d.ready[len(d.ready)-1] // the newest: it asked for this connection
-		dc.retryNum, dc.lastError = j.Attempt-1, j.LastError
+	for _, j := range d.ready { // the most retried job decides: a relaxed retry must get its relaxed plan
+		if j.Attempt-1 >= dc.retryNum {
+			dc.retryNum, dc.lastError = j.Attempt-1, j.LastError
+		}
 	}
 	props := actor.PropsFromProducer(func() actor.Actor {
 		return newConnection(d.deps, d.qcfg, d.route, d.domain, targets, dc)
@@ -387,7 +388,7 @@ func resolveTargets(ctx context.Context, d *Deps, route config.Route, domain str
 			continue
 		}
 		f := &hopFacts{routeType: config.RouteMX, sts: sts, stsErr: stsErr}
-		if _, s := tlsStrategy(d.Config, domain, mx.Host, dialContext{}); s.DANE != config.TLSDisable {
+		if anyTLS(d.Config, func(s config.TLSStrategy) bool { return s.DANE != config.TLSDisable }) {
 			f.dane, f.daneErr = dane.Lookup(ctx, res, mx.Host, route.Port, mxr.Authenticated)
 		}
 		out = append(out, hopsFor(mx.Host, ips, route.Port, route.MaxMultihomed, f)...)
@@ -404,12 +405,22 @@ func fetchSTS(ctx context.Context, d *Deps, mxs []resolver.MX, domain string) (*
 	if d.MTASTS == nil {
 		return nil, nil
 	}
-	for _, mx := range mxs {
-		if _, s := tlsStrategy(d.Config, domain, mx.Host, dialContext{}); s.MTASTS != config.TLSDisable {
-			return d.MTASTS.Get(ctx, domain)
-		}
+	if anyTLS(d.Config, func(s config.TLSStrategy) bool { return s.MTASTS != config.TLSDisable }) {
+		return d.MTASTS.Get(ctx, domain)
 	}
 	return nil, nil
+}
+
+// anyTLS reports whether some TLS strategy wants a kind of fact: facts are
+// gathered when the destination resolves, but the strategy is chosen when a
+// connection dials, with the job's retry_num and last_error.
+func anyTLS(cfg *config.Config, want func(config.TLSStrategy) bool) bool {
+	for _, s := range cfg.Queue.TLS {
+		if want(s) {
+			return true
+		}
+	}
+	return false
 }
 
 // hostHops resolves a relay or LMTP server given as host or host:port.

@@ -185,15 +185,17 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 		s.serving.Wait()
 	}
-	if s.reports != nil {
-		s.reports.close()
-		s.reports = nil
-	}
 	if s.engine != nil {
+		// The engine stays set: a session goroutine that outlived the
+		// submission shutdown may still call Place/Enqueue (Stop is
+		// idempotent, and the engine ignores work after it).
 		if err := s.engine.Stop(ctx); err != nil {
 			errs = append(errs, err)
 		}
-		s.engine = nil
+	}
+	if s.reports != nil {
+		s.reports.close() // after the drain, so its outcomes are saved
+		s.reports = nil
 	}
 	if err := s.close(); err != nil {
 		errs = append(errs, err)
@@ -207,15 +209,14 @@ func (s *Server) close() error {
 	for _, l := range s.listeners {
 		_ = l.Close()
 	}
-	if s.reports != nil {
-		s.reports.close()
-		s.reports = nil
-	}
 	if s.engine != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Server.ShutdownTimeout)
 		_ = s.engine.Stop(ctx)
 		cancel()
-		s.engine = nil
+	}
+	if s.reports != nil {
+		s.reports.close()
+		s.reports = nil
 	}
 	s.delivery.Close()
 	if s.logFile != nil {

@@ -65,13 +65,15 @@ type tlsReports struct {
 	rec    *tlsrpt.Recorder
 	sender *tlsrpt.Sender
 	path   string
-	stop   chan struct{}
+	ctx    context.Context // cancelled by close: a send in progress ends
+	cancel context.CancelFunc
 	done   sync.WaitGroup
 }
 
 func startTLSReports(s *Server, res *resolver.Resolver) (*tlsReports, error) {
 	cfg := s.cfg.Report.TLS
-	t := &tlsReports{s: s, rec: tlsrpt.NewRecorder(), path: filepath.Join(s.cfg.Server.DataDir, "tlsrpt.json"), stop: make(chan struct{})}
+	t := &tlsReports{s: s, rec: tlsrpt.NewRecorder(), path: filepath.Join(s.cfg.Server.DataDir, "tlsrpt.json")}
+	t.ctx, t.cancel = context.WithCancel(context.Background())
 	if err := t.rec.LoadFile(t.path); err != nil {
 		return nil, fmt.Errorf("tls reports: %w", err)
 	}
@@ -96,13 +98,13 @@ func (t *tlsReports) run() {
 	defer tick.Stop()
 	for {
 		select {
-		case <-t.stop:
+		case <-t.ctx.Done():
 			return
 		case now := <-tick.C:
 			t.save()
 			day := now.UTC().Truncate(24 * time.Hour)
 			if now.UTC().Sub(day) >= t.s.cfg.Report.TLS.SendAt {
-				t.send(context.Background(), day)
+				t.send(t.ctx, day)
 			}
 		}
 	}
@@ -131,7 +133,7 @@ func (t *tlsReports) save() {
 }
 
 func (t *tlsReports) close() {
-	close(t.stop)
+	t.cancel()
 	t.done.Wait()
 	t.save()
 }
