@@ -302,3 +302,16 @@ tls = [ { if = "ends_with(mx, '.secure.test')", then = "'strict'" }, { else = "'
 		}
 	}
 }
+
+// One check reports a problem in every section, each naming its key.
+func TestEveryErrorReported(t *testing.T) {
+	_, err := Parse("bad.toml", []byte("[session]\nmax-recipients = 0\n[queue.schedule.default]\nretry = [\"soon\"]\n[queue.route.x]\ntype = \"pigeon\"\n"))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, key := range []string{"session.max-recipients", "queue.schedule.default.retry[0]", "queue.route.x.type"} {
+		if !strings.Contains(err.Error(), key) {
+			t.Errorf("error %q does not name %s", err, key)
+		}
+	}
+}

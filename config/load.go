@@ -40,9 +40,13 @@ func Parse(file string, data []byte) (*Config, error) {
 	if err := dec.Decode(&raw); err != nil {
 		return nil, fmt.Errorf("config %s: %s", file, decodeProblem(err))
 	}
-	cfg, err := raw.validate()
-	if err != nil {
-		return nil, fmt.Errorf("config %s: %w", file, err)
+	cfg, errs := raw.validate()
+	if len(errs) > 0 {
+		wrapped := make([]error, len(errs))
+		for i, e := range errs {
+			wrapped[i] = fmt.Errorf("config %s: %w", file, e)
+		}
+		return nil, errors.Join(wrapped...)
 	}
 	cfg.File = file
 	return cfg, nil

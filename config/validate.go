@@ -13,18 +13,27 @@ import (
 	"github.com/mtad/mtad/expression"
 )
 
-func (r *rawConfig) validate() (*Config, error) {
+func (r *rawConfig) validate() (*Config, []error) {
 	c := &Config{}
 	steps := []func(*Config) error{
 		r.Server.validate, r.Session.validate, r.Resolver.validate, r.Log.validate,
 		r.TLS.validate, r.Report.validate,
 		r.Queue.validateVirtual, r.Queue.validateSchedules, r.Queue.validateRoutes,
-		r.Queue.validateConnections, r.Queue.validateTLS, r.Queue.validateQuotas, r.Queue.validateStrategy,
+		r.Queue.validateConnections, r.Queue.validateTLS, r.Queue.validateQuotas,
 	}
+	// Every section is checked, so one run reports every section's first
+	// problem (a later section may add one caused by an earlier mistake).
+	var errs []error
 	for _, step := range steps {
 		if err := step(c); err != nil {
-			return nil, err
+			errs = append(errs, err)
 		}
+	}
+	if len(errs) > 0 {
+		return nil, errs // the selectors are checked once the definitions they name are sound
+	}
+	if err := r.Queue.validateStrategy(c); err != nil {
+		return nil, []error{err}
 	}
 	return c, nil
 }
