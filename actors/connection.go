@@ -37,6 +37,9 @@ type connectionActor struct {
 	domain  string
 	targets []hop
 	dc      dialContext
+	maxMsgs int    // messages before the session is recycled
+	host    string // the server it reached
+	ip      string
 
 	ctx    context.Context // cancelled when the actor stops
 	cancel context.CancelFunc
@@ -89,7 +92,10 @@ func (b *sessionBox) stop() session {
 
 // Messages between a connection and its destination.
 type (
-	connUp     struct{ pid *actor.PID }
+	connUp struct {
+		pid      *actor.PID
+		host, ip string // the server it is connected to
+	}
 	connFailed struct {
 		pid   *actor.PID
 		reply messages.Reply
@@ -101,8 +107,9 @@ type (
 	}
 	connClose struct{}
 	dialed    struct {
-		ok    bool
-		reply messages.Reply
+		ok       bool
+		reply    messages.Reply
+		host, ip string
 	}
 	delivered struct {
 		result *messages.JobResult
@@ -110,8 +117,11 @@ type (
 	}
 )
 
-func newConnection(d *Deps, qcfg config.VirtualQueue, route config.Route, domain string, targets []hop, dc dialContext) *connectionActor {
-	return &connectionActor{deps: d, qcfg: qcfg, route: route, domain: domain, targets: targets, dc: dc}
+func newConnection(d *Deps, qcfg config.VirtualQueue, route config.Route, domain string, targets []hop, dc dialContext, maxMsgs int) *connectionActor {
+	if maxMsgs <= 0 || maxMsgs > qcfg.MessagesPerConnection {
+		maxMsgs = qcfg.MessagesPerConnection
+	}
+	return &connectionActor{deps: d, qcfg: qcfg, route: route, domain: domain, targets: targets, dc: dc, maxMsgs: maxMsgs}
 }
 
 // Receive runs on the connection actor's goroutine.
@@ -154,7 +164,11 @@ func (c *connectionActor) dial(ctx actor.Context) {
 			reply = r
 		}
 		box.put(conn)
-		sys.Send(self, &dialed{ok: conn != nil, reply: reply})
+		d := &dialed{ok: conn != nil, reply: reply}
+		if conn != nil {
+			d.host, d.ip = conn.Target().Host, ipOf(conn.Target())
+		}
+		sys.Send(self, d)
 	}()
 }
 
@@ -298,7 +312,8 @@ func (c *connectionActor) onDialed(ctx actor.Context, m *dialed) {
 		ctx.Send(ctx.Parent(), &connFailed{pid: ctx.Self(), reply: m.reply})
 		return // the destination stops this actor when it has read connFailed
 	}
-	ctx.Send(ctx.Parent(), &connUp{pid: ctx.Self()})
+	c.host, c.ip = m.host, m.ip
+	ctx.Send(ctx.Parent(), &connUp{pid: ctx.Self(), host: c.host, ip: c.ip})
 }
 
 func (c *connectionActor) deliver(ctx actor.Context, j *messages.Job) {
@@ -361,10 +376,10 @@ type journalBody interface {
 func (c *connectionActor) onDelivered(ctx actor.Context, m *delivered) {
 	c.busy = false
 	c.count++
-	more := m.alive && c.count < c.qcfg.MessagesPerConnection && c.ctx.Err() == nil
+	more := m.alive && c.count < c.maxMsgs && c.ctx.Err() == nil
 	ctx.Send(ctx.Parent(), &connDone{pid: ctx.Self(), result: m.result, closing: !more})
 	if more {
-		ctx.Send(ctx.Parent(), &connUp{pid: ctx.Self()})
+		ctx.Send(ctx.Parent(), &connUp{pid: ctx.Self(), host: c.host, ip: c.ip})
 		return
 	}
 	// The destination stops this actor when it has read connDone: a

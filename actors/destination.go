@@ -40,6 +40,10 @@ type destinationActor struct {
 	conns     map[string]*connRef // by pid id
 	idleGen   uint64
 	idleArmed bool
+	site      string    // the provider whose MX suffix our MX hosts carry
+	limitAt   time.Time // a limit holds work until then
+	limitGen  uint64
+	holding   string    // "rate" or "concurrency" while a limit holds work
 	holdUntil time.Time // after a failed dial: no new connection before this
 	holdArmed bool      // a wake is set for holdUntil
 	stopping  bool      // stopping: no new children
@@ -49,6 +53,8 @@ type destinationActor struct {
 // connRef is the destination's view of one connection actor.
 type connRef struct {
 	pid       *actor.PID
+	host, ip  string        // the server it reached
+	slots     []string      // concurrency slots it holds (released when it ends)
 	up        bool          // connected
 	idle      bool          // said it is ready and has been given nothing since
 	job       *messages.Job // in flight
@@ -62,9 +68,10 @@ type resolved struct {
 }
 
 type (
-	idleTick struct{ gen uint64 }
-	connGone struct{ pid *actor.PID }
-	wake     struct{}
+	idleTick  struct{ gen uint64 }
+	connGone  struct{ pid *actor.PID }
+	wake      struct{}
+	limitWake struct{ gen uint64 }
 )
 
 // dialHold is how long a destination adds no connection after a dial
@@ -86,6 +93,9 @@ func (d *destinationActor) Receive(ctx actor.Context) {
 	case *resolved:
 		d.onResolved(ctx, m)
 	case *connUp:
+		if c := d.conns[m.pid.Id]; c != nil {
+			c.host, c.ip = m.host, m.ip
+		}
 		d.onConnReady(ctx, m.pid)
 	case *connFailed:
 		d.onConnFailed(ctx, m)
@@ -98,6 +108,11 @@ func (d *destinationActor) Receive(ctx actor.Context) {
 	case *wake:
 		d.holdArmed = false
 		d.dispatch(ctx)
+	case *limitWake:
+		if m.gen == d.limitGen {
+			d.limitAt = time.Time{}
+			d.dispatch(ctx)
+		}
 	case *idleTick:
 		d.onIdleTick(ctx, m)
 	case *returnReady:
@@ -109,6 +124,9 @@ func (d *destinationActor) Receive(ctx actor.Context) {
 		d.ready = d.ready[:0]
 	case *actor.Stopping:
 		d.stopping = true
+		for id := range d.conns {
+			d.dropConn(id) // its slots are free again; the actor is going
+		}
 	}
 }
 
@@ -124,13 +142,18 @@ func (d *destinationActor) dispatch(ctx actor.Context) {
 		d.resolve(ctx)
 		return
 	}
+	if time.Now().Before(d.limitAt) {
+		return // a limit holds the work; limitWake comes
+	}
 	dialing := 0
 	for _, c := range d.conns {
 		switch {
 		case !c.up:
 			dialing++
 		case c.idle && len(d.ready) > 0:
-			d.give(ctx, c)
+			if !d.give(ctx, c) {
+				return
+			}
 		}
 	}
 	if d.draining {
@@ -145,33 +168,89 @@ func (d *destinationActor) dispatch(ctx actor.Context) {
 		return
 	}
 	for len(d.ready) > dialing && len(d.conns) < d.qcfg.DestinationConnections {
-		d.spawnConn(ctx)
+		if !d.spawnConn(ctx) {
+			return
+		}
 		dialing++
 	}
 }
 
 // give hands the next ready job to an idle connection.
-func (d *destinationActor) give(ctx actor.Context, c *connRef) {
+// It reports false when a message rate holds the job back.
+func (d *destinationActor) give(ctx actor.Context, c *connRef) bool {
+	if d.limited() && d.ready[0].Source != "dsn" {
+		j := d.ready[0]
+		ls := applicable(d.deps.Config, limitValues{rcptDomain: d.domain, sender: j.From, mx: c.host, remoteIP: c.ip,
+			queue: j.Queue, site: d.site, source: j.Source})
+		if ok, at := sendMessage(d.deps.Limits, ls, time.Now()); !ok {
+			d.hold(ctx, at, "rate")
+			return false
+		}
+	}
+	d.holding = ""
 	c.idle = false
 	c.job = d.ready[0]
 	d.ready[0] = nil
 	d.ready = d.ready[1:]
 	ctx.Send(c.pid, c.job)
+	return true
 }
 
-func (d *destinationActor) spawnConn(ctx actor.Context) {
+// limited reports whether outbound limits apply here: remote routes only.
+func (d *destinationActor) limited() bool {
+	return d.deps.Limits != nil && len(d.deps.Config.Queue.Limit) > 0 && d.route.Type != config.RouteLocal
+}
+
+// hold keeps the ready work until at, and tells the queue why (the
+// recipients' last_error), once per hold.
+func (d *destinationActor) hold(ctx actor.Context, at time.Time, reason string) {
+	d.limitAt = at
+	d.limitGen++
+	gen, self, sys := d.limitGen, ctx.Self(), ctx.ActorSystem().Root
+	time.AfterFunc(time.Until(at), func() { sys.Send(self, &limitWake{gen: gen}) })
+	if d.holding != reason {
+		d.holding = reason
+		ctx.Send(ctx.Parent(), &held{jobs: append([]*messages.Job(nil), d.ready...), reason: reason})
+	}
+}
+
+// spawnConn opens a connection; false when a limit holds it back.
+func (d *destinationActor) spawnConn(ctx actor.Context) bool {
 	targets := d.targets
 	dc := dialContext{requireTLS: d.requireTLS}
+	var sender, queue string
 	for _, j := range d.ready { // the most retried job decides: a relaxed retry must get its relaxed plan
 		if j.Attempt-1 >= dc.retryNum {
 			dc.retryNum, dc.lastError = j.Attempt-1, j.LastError
+			sender, queue = j.From, j.Queue
 		}
 	}
+	var slots []string
+	maxMsgs := 0
+	if d.limited() && len(targets) > 0 {
+		ls := applicable(d.deps.Config, limitValues{rcptDomain: d.domain, sender: sender, mx: targets[0].Host,
+			remoteIP: ipOf(targets[0].Target), queue: queue, site: d.site})
+		ok, at, reason, held, m := openConn(d.deps.Limits, ls, time.Now())
+		if !ok {
+			d.hold(ctx, at, reason)
+			return false
+		}
+		slots, maxMsgs = held, m
+	}
 	props := actor.PropsFromProducer(func() actor.Actor {
-		return newConnection(d.deps, d.qcfg, d.route, d.domain, targets, dc)
+		return newConnection(d.deps, d.qcfg, d.route, d.domain, targets, dc, maxMsgs)
 	}, actor.WithSupervisor(actor.NewOneForOneStrategy(0, 0, stopDecider)))
 	pid := ctx.Spawn(props)
-	d.conns[pid.Id] = &connRef{pid: pid}
+	d.conns[pid.Id] = &connRef{pid: pid, slots: slots}
+	return true
+}
+
+// dropConn forgets a connection and frees its concurrency slots.
+func (d *destinationActor) dropConn(id string) {
+	if c := d.conns[id]; c != nil && d.deps.Limits != nil {
+		releaseAll(d.deps.Limits, c.slots)
+	}
+	delete(d.conns, id)
 }
 
 // resolve looks up the destination's targets off the mailbox.
@@ -204,6 +283,11 @@ func (d *destinationActor) onResolved(ctx actor.Context, m *resolved) {
 		return
 	}
 	d.targets, d.targetsAt = m.targets, time.Now()
+	hosts := make([]string, len(m.targets))
+	for i, h := range m.targets {
+		hosts[i] = h.Host
+	}
+	d.site = siteOf(d.deps.Config, hosts)
 	d.dispatch(ctx)
 }
 
@@ -242,7 +326,7 @@ func (d *destinationActor) onConnReady(ctx actor.Context, pid *actor.PID) {
 // is up, the ready jobs fail temporarily (or permanently when every target
 // refused for good) and the queue's schedule retries them.
 func (d *destinationActor) onConnFailed(ctx actor.Context, m *connFailed) {
-	delete(d.conns, m.pid.Id)
+	d.dropConn(m.pid.Id)
 	ctx.Stop(m.pid)
 	up, dialing := 0, 0
 	for _, c := range d.conns {
@@ -273,7 +357,7 @@ func (d *destinationActor) onConnDone(ctx actor.Context, m *connDone) {
 	}
 	ctx.Send(ctx.Parent(), m.result)
 	if m.closing {
-		delete(d.conns, m.pid.Id)
+		d.dropConn(m.pid.Id)
 		ctx.Stop(m.pid)
 		d.dispatch(ctx)
 	}
@@ -298,7 +382,7 @@ func (d *destinationActor) onConnGone(ctx actor.Context, who *actor.PID) {
 	if c == nil {
 		return
 	}
-	delete(d.conns, who.Id)
+	d.dropConn(who.Id)
 	if c.job != nil {
 		ctx.Send(ctx.Parent(), failedResult(c.job, messages.Reply{Text: "connection lost before the transaction ended", Class: "connection"}, "", ""))
 	}
@@ -339,7 +423,7 @@ func (d *destinationActor) onIdleTick(ctx actor.Context, t *idleTick) {
 		}
 		if time.Since(c.idleSince) >= d.qcfg.IdleTimeout {
 			ctx.Send(c.pid, &connClose{})
-			delete(d.conns, id)
+			d.dropConn(id)
 			continue
 		}
 		idle++

@@ -14,6 +14,7 @@ import (
 
 	"github.com/mtad/mtad/config"
 	"github.com/mtad/mtad/deliverylog"
+	"github.com/mtad/mtad/limits"
 	"github.com/mtad/mtad/messages"
 	"github.com/mtad/mtad/quota"
 	"github.com/mtad/mtad/resolver"
@@ -50,6 +51,7 @@ type Deps struct {
 	MTASTS     stsGetter        // MTA-STS policies; nil: none are fetched
 	TLSReports *tlsrpt.Recorder // RFC 8460 outcomes; nil: not recorded
 	Quotas     *quota.Book      // queue quotas to release as recipients finish; nil: none
+	Limits     limits.Store     // shaping state for outbound limits; nil: limits off
 }
 
 // Engine is a running actor tree.

@@ -126,6 +126,8 @@ func (q *queueActor) Receive(ctx actor.Context) {
 		if m.owner == q {
 			q.onPersisted(ctx, m)
 		}
+	case *held:
+		q.onHeld(m)
 	case *messages.DestinationIdle:
 		q.onIdle(ctx, m.Dest)
 	case *actor.Terminated:
@@ -480,6 +482,25 @@ func (q *queueActor) onDestGone(ctx actor.Context, who *actor.PID) {
 	}
 	q.pump(ctx)
 	q.checkDrained()
+}
+
+// held: a destination holds jobs back under an outbound limit. Not an
+// attempt: the recipients' last_error says why, in memory only.
+type held struct {
+	jobs   []*messages.Job
+	reason string
+}
+
+func (q *queueActor) onHeld(h *held) {
+	for _, j := range h.jobs {
+		m := q.msgs[j.MsgID]
+		if m == nil {
+			continue
+		}
+		for _, r := range j.Rcpts {
+			m.env.Rcpts[r.Index].LastReply.Class = h.reason
+		}
+	}
 }
 
 // release frees the recipients of a job that was never attempted; they

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mtad/mtad/expression"
+	"github.com/mtad/mtad/limits"
 )
 
 // Config is the whole configuration.
@@ -99,7 +100,26 @@ type Queue struct {
 	Connection map[string]Connection
 	TLS        map[string]TLSStrategy
 	Quota      map[string]Quota
+	Limit      []Limit // sorted by name
+	Site       map[string]Site
 	Strategy   Strategy
+}
+
+// Limit is an outbound limit enforced by destination actors.
+type Limit struct {
+	Name            string
+	Key             []string    // rcpt_domain, sender, sender_domain, mx, remote_ip, local_ip, queue_name, site
+	Rate            limits.Rate // messages per period; zero: none
+	ConnectionRate  limits.Rate // connections opened per period; zero: none
+	Concurrency     int         // connections in flight; 0: none
+	MessagesPerConn int         // 0: none
+	Match           *expression.Predicate
+}
+
+// Site is a provider: the destinations whose MX hosts end in one of its
+// suffixes share the budgets of limits keyed by site.
+type Site struct {
+	MXSuffix []string
 }
 
 // Quota is a queue quota checked at admission (452 4.3.1 when full).

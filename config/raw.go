@@ -75,7 +75,23 @@ type rawQueue struct {
 	Connection map[string]rawConnection  `toml:"connection"`
 	TLS        map[string]rawTLSStrategy `toml:"tls"`
 	Quota      map[string]rawQuota       `toml:"quota"`
+	Limit      map[string]rawLimit       `toml:"limit"`
+	Site       map[string]rawSite        `toml:"site"`
 	Strategy   rawStrategy               `toml:"strategy"`
+}
+
+type rawLimit struct {
+	Key                   []string `toml:"key"`
+	Rate                  string   `toml:"rate"`
+	ConnectionRate        string   `toml:"connection-rate"`
+	Concurrency           *int     `toml:"concurrency"`
+	MessagesPerConnection *int     `toml:"messages-per-connection"`
+	Match                 string   `toml:"match"`
+	Enable                *bool    `toml:"enable"`
+}
+
+type rawSite struct {
+	MXSuffix []string `toml:"mx-suffix"`
 }
 
 type rawQuota struct {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mtad/mtad/expression"
+	"github.com/mtad/mtad/limits"
 )
 
 func (r *rawConfig) validate() (*Config, []error) {
@@ -19,7 +20,7 @@ func (r *rawConfig) validate() (*Config, []error) {
 		r.Server.validate, r.Session.validate, r.Resolver.validate, r.Log.validate,
 		r.TLS.validate, r.Report.validate,
 		r.Queue.validateVirtual, r.Queue.validateSchedules, r.Queue.validateRoutes,
-		r.Queue.validateConnections, r.Queue.validateTLS, r.Queue.validateQuotas,
+		r.Queue.validateConnections, r.Queue.validateTLS, r.Queue.validateQuotas, r.Queue.validateLimits,
 	}
 	// Every section is checked, so one run reports every section's first
 	// problem (a later section may add one caused by an earlier mistake).
@@ -126,6 +127,81 @@ func (r *rawReport) validate(c *Config) error {
 	}
 	c.Report.TLS.SendAt = time.Duration(hm.Hour())*time.Hour + time.Duration(hm.Minute())*time.Minute
 	return nil
+}
+
+var limitFields = map[string]bool{"rcpt_domain": true, "sender": true, "sender_domain": true, "mx": true,
+	"remote_ip": true, "local_ip": true, "queue_name": true, "site": true}
+
+func (r *rawQueue) validateLimits(c *Config) error {
+	c.Queue.Site = map[string]Site{}
+	for name, s := range r.Site {
+		if len(s.MXSuffix) == 0 {
+			return fmt.Errorf("queue.site.%s.mx-suffix: at least one suffix is needed", name)
+		}
+		var out Site
+		for _, suf := range s.MXSuffix {
+			out.MXSuffix = append(out.MXSuffix, strings.ToLower(strings.TrimSuffix(suf, ".")))
+		}
+		c.Queue.Site[name] = out
+	}
+	names := make([]string, 0, len(r.Limit))
+	for n := range r.Limit {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	f := expression.Funcs{LocalDomains: c.Session.LocalDomains}
+	for _, name := range names {
+		l, key := r.Limit[name], "queue.limit."+name
+		if l.Enable != nil && !*l.Enable {
+			continue
+		}
+		out, err := l.validate(key, f, len(c.Queue.Site) > 0)
+		if err != nil {
+			return err
+		}
+		out.Name = name
+		c.Queue.Limit = append(c.Queue.Limit, out)
+	}
+	return nil
+}
+
+func (l *rawLimit) validate(key string, f expression.Funcs, haveSites bool) (Limit, error) {
+	var out Limit
+	for i, k := range l.Key {
+		if !limitFields[k] {
+			return out, fmt.Errorf("%s.key[%d]: %q is not one of rcpt_domain, sender, sender_domain, mx, remote_ip, local_ip, queue_name, site", key, i, k)
+		}
+		if k == "site" && !haveSites {
+			return out, fmt.Errorf("%s.key[%d]: site, but no [queue.site.*] is defined", key, i)
+		}
+		out.Key = append(out.Key, k)
+	}
+	var err error
+	if l.Rate != "" {
+		if out.Rate, err = limits.ParseRate(l.Rate); err != nil {
+			return out, fmt.Errorf("%s.rate: %w", key, err)
+		}
+	}
+	if l.ConnectionRate != "" {
+		if out.ConnectionRate, err = limits.ParseRate(l.ConnectionRate); err != nil {
+			return out, fmt.Errorf("%s.connection-rate: %w", key, err)
+		}
+	}
+	if out.Concurrency, err = intOr(key+".concurrency", l.Concurrency, 0, 1); err != nil {
+		return out, err
+	}
+	if out.MessagesPerConn, err = intOr(key+".messages-per-connection", l.MessagesPerConnection, 0, 1); err != nil {
+		return out, err
+	}
+	if out.Rate.IsZero() && out.ConnectionRate.IsZero() && out.Concurrency == 0 && out.MessagesPerConn == 0 {
+		return out, fmt.Errorf("%s: set rate, connection-rate, concurrency or messages-per-connection", key)
+	}
+	if l.Match != "" {
+		if out.Match, err = expression.CompileBool(key+".match", l.Match, f); err != nil {
+			return out, err
+		}
+	}
+	return out, nil
 }
 
 func (r *rawQueue) validateQuotas(c *Config) error {

@@ -19,6 +19,7 @@ import (
 	"github.com/mtad/mtad/actors"
 	"github.com/mtad/mtad/config"
 	"github.com/mtad/mtad/deliverylog"
+	"github.com/mtad/mtad/limits"
 	"github.com/mtad/mtad/messages"
 	"github.com/mtad/mtad/persistence"
 	"github.com/mtad/mtad/quota"
@@ -77,6 +78,9 @@ func (s *Server) start() (err error) {
 	}
 	deps := actors.Deps{Config: cfg, Journal: s.journal, Resolver: res, Delivery: s.delivery, Logger: log,
 		RootCAs: roots, MTASTS: newSTSFetcher(s, res, roots), Quotas: s.quotas}
+	if len(cfg.Queue.Limit) > 0 {
+		deps.Limits = limits.NewMemory()
+	}
 	if cfg.Report.TLS.Enable {
 		if s.reports, err = startTLSReports(s, res); err != nil {
 			return err

@@ -23,6 +23,11 @@ type trackedConn struct {
 	net.Conn
 	srv         *Server
 	implicitTLS bool // from ServeTLS: nothing may be written in clear
+	// slot is the key of the connection slot of the client's address
+	// that c holds (Limits.ConnectionsPerIP), "" if none. Set before c is
+	// shared; given back once, by the first Close.
+	slot    string
+	release sync.Once
 
 	mu      sync.Mutex // guards busy, closing and tls
 	busy    bool
@@ -40,9 +45,16 @@ func trackedOf(nc net.Conn) *trackedConn {
 	return tc
 }
 
-// Close stops tracking c and closes it; it may be called more than once.
+// Close stops tracking c, gives back its connection slot and closes it;
+// it may be called more than once. Every way a connection ends comes here
+// (go-smtp closes its *tls.Conn, which closes this one): the slot goes
+// back before the socket closes, so a client that saw the close may
+// connect again at once.
 func (c *trackedConn) Close() error {
 	c.srv.removeConn(c)
+	if c.slot != "" {
+		c.release.Do(func() { c.srv.cfg.Limits.Store.Release(c.slot) })
+	}
 	return c.Conn.Close()
 }
 

@@ -31,6 +31,14 @@
 // supported: it stays in the message as it is, and mtad's TLS policies
 // (MTA-STS, DANE) apply to such a message as to any other.
 //
+// Admission limits (Config.Limits): connections open at once per client
+// address, checked as a connection is accepted, before the greeting (421
+// 4.7.0, then close; the slot is given back when the connection closes,
+// however it closes); and transactions per period per client address, per
+// envelope sender and per authenticated user, counted at MAIL once its
+// other checks passed (451 4.7.1, and the session goes on). Clients in
+// Limits.Exempt are not limited. Refusals are logged at info.
+//
 // Concurrency: a Server serves any number of listeners at once, each
 // connection on its own go-smtp goroutine, so Accept is called
 // concurrently. Shutdown stops accepting at once, says 421 4.3.2 to idle

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/mtad/mtad/limits"
 	"github.com/mtad/mtad/messages"
 )
 
@@ -44,6 +46,10 @@ type Config struct {
 	// fails. New takes a copy (tls.Config.Clone); LoadTLSConfig makes one
 	// from PEM files.
 	TLSConfig *tls.Config
+	// Limits are the admission limits: connections and messages per
+	// client address, messages per sender and per user. The zero value
+	// limits nothing. New copies Exempt.
+	Limits Limits
 }
 
 // Defaults for the zero values of Config.
@@ -77,6 +83,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxConnections <= 0 {
 		c.MaxConnections = DefaultMaxConnections
+	}
+	if c.Limits.Store == nil {
+		c.Limits.Store = limits.NewMemory()
 	}
 	return c
 }
@@ -116,6 +125,7 @@ func New(cfg Config, acc Acceptor, log *slog.Logger) *Server {
 	}
 	cfg = cfg.withDefaults()
 	cfg.TLSConfig = cfg.TLSConfig.Clone()
+	cfg.Limits.Exempt = slices.Clone(cfg.Limits.Exempt)
 	s := &Server{
 		cfg:   cfg,
 		acc:   acc,
@@ -329,20 +339,39 @@ func (l *listener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		tc := &trackedConn{Conn: c, srv: l.srv, implicitTLS: l.tls != nil}
-		e := l.srv.addConn(tc)
+		e := l.srv.admitConn(tc)
 		switch {
 		case e == nil && l.tls != nil:
 			return tls.Server(tc, l.tls), nil
 		case e == nil:
 			return tc, nil
-		case e == errTooManyConns:
-			l.srv.log.Warn("connection refused: too many connections", "remote_ip", c.RemoteAddr().String(), "max", l.srv.cfg.MaxConnections)
+		case e == errTooManyConns || e == errTooManyFromIP:
 			go tc.bye(e) // bounded by byeTimeout
 		default:
 			tc.bye(e)
 			return nil, net.ErrClosed
 		}
 	}
+}
+
+// admitConn decides whether c is served, before the greeting, and tracks
+// it if so; else it returns the reply to send before closing c. The
+// address limit goes first, so that connections refused for their address
+// never count against MaxConnections. Runs in listener.Accept.
+func (s *Server) admitConn(c *trackedConn) *smtp.SMTPError {
+	if s.draining.Load() {
+		return s.errShutdown
+	}
+	ip := remoteIP(c.Conn)
+	if !s.acquireSlot(c, ip) {
+		s.log.Info("connection refused: too many connections from address", "remote_ip", ipString(ip), "max", s.cfg.Limits.ConnectionsPerIP)
+		return errTooManyFromIP
+	}
+	e := s.addConn(c)
+	if e == errTooManyConns {
+		s.log.Warn("connection refused: too many connections", "remote_ip", ipString(ip), "max", s.cfg.MaxConnections)
+	}
+	return e
 }
 
 func (l *listener) Close() error {

@@ -51,6 +51,7 @@ type session struct {
 	log     *slog.Logger // carries remote_ip
 	ip      netip.Addr   // invalid when the peer is not TCP
 	trusted bool
+	exempt  bool // from the admission limits (Limits.Exempt)
 	// overTLS is whether the session runs over TLS, implicit or after
 	// STARTTLS. It never changes: STARTTLS ends the session (go-smtp calls
 	// Logout) and the client's next EHLO starts a new one, which knows
@@ -79,7 +80,8 @@ var _ smtp.Session = (*session)(nil)
 func newSession(srv *Server, c *smtp.Conn) *session {
 	nc := c.Conn()
 	ip := remoteIP(nc)
-	s := &session{srv: srv, conn: c, netConn: nc, tc: trackedOf(nc), ip: ip, trusted: srv.trusted(ip)}
+	s := &session{srv: srv, conn: c, netConn: nc, tc: trackedOf(nc), ip: ip,
+		trusted: srv.trusted(ip), exempt: srv.exempt(ip)}
 	s.log = srv.log.With("remote_ip", ipString(ip))
 	attrs := []any{"helo", c.Hostname(), "trusted", s.trusted}
 	if state, ok := c.TLSConnectionState(); ok {
@@ -136,6 +138,11 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	from, err := checkReversePath(from, opts.UTF8)
 	if err != nil {
 		return addressError(err, errSenderSyntax)
+	}
+	// Counted here, once every check of the command passed: a MAIL
+	// refused only because the server is shutting down still counts.
+	if err := s.takeMessage(from); err != nil {
+		return err
 	}
 	if !s.tc.begin() {
 		return s.srv.errShutdown

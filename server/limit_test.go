@@ -1,0 +1,140 @@
+package server
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mtad/mtad/internal/testdns"
+	"github.com/mtad/mtad/internal/testsink"
+)
+
+// submitMany sends n messages to rcpt(i) over a few sessions.
+func submitMany(t *testing.T, addr string, n int, rcpt func(int) string) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += 4 {
+				if err := send(t, addr, "s@sender.test", []string{rcpt(i)}, message(fmt.Sprint(i))); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// perWindow counts deliveries per window from the first one.
+func perWindow(sink *testsink.Sink, window time.Duration, windows int) []int {
+	txs := sink.Txs()
+	out := make([]int, windows)
+	if len(txs) == 0 {
+		return out
+	}
+	start := txs[0].Time
+	for _, tx := range txs {
+		if tx.Time.Before(start) {
+			start = tx.Time
+		}
+	}
+	for _, tx := range txs {
+		if i := int(tx.Time.Sub(start) / window); i < windows {
+			out[i] += len(tx.Rcpts)
+		}
+	}
+	return out
+}
+
+// A 50 messages/s limit toward a sink holds within 10% over 10 s, counted
+// by the sink in one-second windows; held recipients are not attempts.
+func TestRateLimit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs for 10 s")
+	}
+	sink := testsink.Start(t)
+	s, dir := startNode(t, relayConfig(sink.Addr, "1s")+`
+[queue.limit.sink]
+key = ["rcpt_domain"]
+rate = "50/1s"
+`)
+	submitMany(t, s.Addrs()[0].String(), 600, func(i int) string { return fmt.Sprintf("r%d@rated.test", i) })
+	waitFor(t, "11 s of deliveries", 30*time.Second, func() bool {
+		w := perWindow(sink, time.Second, 12)
+		return w[11] > 0 || len(sink.Rcpts()) == 600
+	})
+	w := perWindow(sink, time.Second, 10)
+	t.Logf("deliveries per second: %v", w)
+	total := 0
+	for i, n := range w {
+		total += n
+		if i > 0 && (n < 40 || n > 60) {
+			t.Errorf("second %d: %d deliveries, want 50±10", i, n)
+		}
+	}
+	if total < 450 || total > 555 { // 500 in 10 s, plus the bucket's initial burst
+		t.Errorf("%d deliveries in 10 s (%v), want 500 within 10%%", total, w)
+	}
+	for _, e := range events(t, dir) {
+		if e.Event == "delivered" && e.Attempt != 1 {
+			t.Fatalf("%s delivered on attempt %d: a held recipient was counted as an attempt", e.Rcpt, e.Attempt)
+		}
+	}
+}
+
+// A concurrency cap of 3 is never exceeded at the sink.
+func TestConcurrencyLimit(t *testing.T) {
+	sink := testsink.Start(t)
+	sink.SetDataDelay(50*time.Millisecond, func(testsink.Tx) string { return "all" })
+	s, _ := startNode(t, relayConfig(sink.Addr, "1s")+`
+[queue.virtual.default]
+destination-connections = 10
+messages-per-connection = 5
+idle-timeout = "300ms"
+[queue.limit.three]
+key = ["rcpt_domain"]
+concurrency = 3
+`)
+	submitMany(t, s.Addrs()[0].String(), 60, func(i int) string { return fmt.Sprintf("r%d@capped.test", i) })
+	waitFor(t, "60 deliveries", 30*time.Second, func() bool { return len(sink.Rcpts()) == 60 })
+	if total, peak := sink.Conns(); peak > 3 || total < 12 {
+		t.Errorf("peak %d connections at once (total %d), want at most 3, recycled every 5 messages", peak, total)
+	}
+}
+
+// Two domains hosted by one site share its budget.
+func TestSiteSharesBudget(t *testing.T) {
+	mx := testsink.StartOn(t, "127.0.0.2:0")
+	_, port := hostPort(mx.Addr)
+	dns := testdns.Start(t, `
+a.test.            IN MX 10 mx.a.provider.test.
+b.test.            IN MX 10 mx.b.provider.test.
+mx.a.provider.test. IN A 127.0.0.2
+mx.b.provider.test. IN A 127.0.0.2
+`)
+	s, _ := startNode(t, fmt.Sprintf(`
+[resolver]
+nameservers = [%q]
+[queue.route.mx]
+type = "mx"
+port = %s
+[queue.site.provider]
+mx-suffix = [".provider.test"]
+[queue.limit.provider]
+key = ["site"]
+rate = "20/1s"
+`, dns.Addr, port))
+	submitMany(t, s.Addrs()[0].String(), 100, func(i int) string {
+		return fmt.Sprintf("r%d@%s.test", i, string(rune('a'+i%2)))
+	})
+	waitFor(t, "4 s of deliveries", 20*time.Second, func() bool { return perWindow(mx, time.Second, 5)[4] > 0 })
+	w := perWindow(mx, time.Second, 4)
+	t.Logf("deliveries per second to the site: %v", w)
+	if total := w[1] + w[2] + w[3]; total > 66 {
+		t.Errorf("%v deliveries per second to the two domains of one site, want about 20 together", w)
+	}
+}
