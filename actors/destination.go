@@ -43,7 +43,7 @@ type destinationActor struct {
 	site      string    // the provider whose MX suffix our MX hosts carry
 	limitAt   time.Time // a limit holds work until then
 	limitGen  uint64
-	holding   string    // "rate" or "concurrency" while a limit holds work
+	holding   string    // "rate", "concurrency" or "suspended" while work is held
 	holdUntil time.Time // after a failed dial: no new connection before this
 	holdArmed bool      // a wake is set for holdUntil
 	stopping  bool      // stopping: no new children
@@ -142,8 +142,14 @@ func (d *destinationActor) dispatch(ctx actor.Context) {
 		d.resolve(ctx)
 		return
 	}
-	if time.Now().Before(d.limitAt) {
+	now := time.Now()
+	if now.Before(d.limitAt) {
 		return // a limit holds the work; limitWake comes
+	}
+	suspended, until, connCap := d.shaped(now)
+	if suspended {
+		d.hold(ctx, until, "suspended")
+		return
 	}
 	dialing := 0
 	for _, c := range d.conns {
@@ -167,7 +173,7 @@ func (d *destinationActor) dispatch(ctx actor.Context) {
 		}
 		return
 	}
-	for len(d.ready) > dialing && len(d.conns) < d.qcfg.DestinationConnections {
+	for len(d.ready) > dialing && len(d.conns) < connCap {
 		if !d.spawnConn(ctx) {
 			return
 		}
@@ -328,6 +334,15 @@ func (d *destinationActor) onConnReady(ctx actor.Context, pid *actor.PID) {
 func (d *destinationActor) onConnFailed(ctx actor.Context, m *connFailed) {
 	d.dropConn(m.pid.Id)
 	ctx.Stop(m.pid)
+	if rule := d.firstRule(m.reply); rule != nil {
+		if rule.Action == config.ShapeFail {
+			m.reply = failedBy(rule, m.reply)
+		}
+		d.act(ctx, rule, m.reply, "")
+		if rule.Action == config.ShapeSuspend {
+			return // the ready work waits out the suspension: no attempt is spent
+		}
+	}
 	up, dialing := 0, 0
 	for _, c := range d.conns {
 		if c.up {
@@ -355,6 +370,7 @@ func (d *destinationActor) onConnDone(ctx actor.Context, m *connDone) {
 	if c.job != nil && c.job.Seq == m.result.Job.Seq {
 		c.job = nil
 	}
+	d.shapeResult(ctx, m.result)
 	ctx.Send(ctx.Parent(), m.result)
 	if m.closing {
 		d.dropConn(m.pid.Id)

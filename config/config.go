@@ -8,6 +8,7 @@ package config
 import (
 	"net/netip"
 	"path/filepath"
+	"regexp"
 	"time"
 
 	"github.com/mtad/mtad/expression"
@@ -102,6 +103,7 @@ type Queue struct {
 	Quota      map[string]Quota
 	Limit      []Limit // sorted by name
 	Site       map[string]Site
+	Shaping    []ShapingRule // sorted by name
 	Strategy   Strategy
 }
 
@@ -114,6 +116,25 @@ type Limit struct {
 	Concurrency     int         // connections in flight; 0: none
 	MessagesPerConn int         // 0: none
 	Match           *expression.Predicate
+}
+
+// Shaping actions.
+const (
+	ShapeSuspend = "suspend" // no delivery to the destination for the duration
+	ShapeReduce  = "reduce"  // the destination's connections scaled by Factor
+	ShapeFail    = "fail"    // the recipients given this reply fail permanently
+)
+
+// ShapingRule reacts to a remote reply for a while (response-driven shaping).
+type ShapingRule struct {
+	Name     string
+	Code     int            // 0: any; 421, or a class like 4 (any 4xx) or 45 (any 45x)
+	Enhanced string         // prefix: "4.7" matches 4.7.x; "" any
+	Text     *regexp.Regexp // nil: any
+	Site     string         // "": any destination
+	Action   string
+	Factor   float64 // for reduce, in (0,1)
+	Duration time.Duration
 }
 
 // Site is a provider: the destinations whose MX hosts end in one of its

@@ -77,6 +77,7 @@ type rawQueue struct {
 	Quota      map[string]rawQuota       `toml:"quota"`
 	Limit      map[string]rawLimit       `toml:"limit"`
 	Site       map[string]rawSite        `toml:"site"`
+	Shaping    map[string]rawShaping     `toml:"shaping"`
 	Strategy   rawStrategy               `toml:"strategy"`
 }
 
@@ -88,6 +89,16 @@ type rawLimit struct {
 	MessagesPerConnection *int     `toml:"messages-per-connection"`
 	Match                 string   `toml:"match"`
 	Enable                *bool    `toml:"enable"`
+}
+
+type rawShaping struct {
+	Code     *int     `toml:"code"`
+	Enhanced string   `toml:"enhanced"`
+	Text     string   `toml:"text"`
+	Site     string   `toml:"site"`
+	Action   string   `toml:"action"`
+	Factor   *float64 `toml:"factor"`
+	Duration string   `toml:"duration"`
 }
 
 type rawSite struct {

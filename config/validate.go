@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -21,6 +22,7 @@ func (r *rawConfig) validate() (*Config, []error) {
 		r.TLS.validate, r.Report.validate,
 		r.Queue.validateVirtual, r.Queue.validateSchedules, r.Queue.validateRoutes,
 		r.Queue.validateConnections, r.Queue.validateTLS, r.Queue.validateQuotas, r.Queue.validateLimits,
+		r.Queue.validateShaping,
 	}
 	// Every section is checked, so one run reports every section's first
 	// problem (a later section may add one caused by an earlier mistake).
@@ -161,6 +163,55 @@ func (r *rawQueue) validateLimits(c *Config) error {
 		}
 		out.Name = name
 		c.Queue.Limit = append(c.Queue.Limit, out)
+	}
+	return nil
+}
+
+func (r *rawQueue) validateShaping(c *Config) error {
+	names := make([]string, 0, len(r.Shaping))
+	for n := range r.Shaping {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		s, key := r.Shaping[name], "queue.shaping."+name
+		out := ShapingRule{Name: name, Enhanced: s.Enhanced, Site: s.Site, Action: s.Action}
+		if s.Code != nil {
+			if *s.Code < 2 || *s.Code > 599 {
+				return fmt.Errorf("%s.code: %d is not a reply code or class (e.g. 421, 45, 4)", key, *s.Code)
+			}
+			out.Code = *s.Code
+		}
+		if s.Text != "" {
+			re, err := regexp.Compile(s.Text)
+			if err != nil {
+				return fmt.Errorf("%s.text: %w", key, err)
+			}
+			out.Text = re
+		}
+		if s.Site != "" {
+			if _, ok := c.Queue.Site[s.Site]; !ok {
+				return fmt.Errorf("%s.site: no [queue.site.%s] is defined", key, s.Site)
+			}
+		}
+		switch s.Action {
+		case ShapeSuspend, ShapeFail:
+		case ShapeReduce:
+			if s.Factor == nil || *s.Factor <= 0 || *s.Factor >= 1 {
+				return fmt.Errorf("%s.factor: reduce needs a factor between 0 and 1", key)
+			}
+			out.Factor = *s.Factor
+		default:
+			return fmt.Errorf("%s.action: %q is not suspend, reduce or fail", key, s.Action)
+		}
+		if s.Code == nil && s.Enhanced == "" && s.Text == "" {
+			return fmt.Errorf("%s: a rule needs code, enhanced or text to match", key)
+		}
+		var err error
+		if out.Duration, err = durationOr(key+".duration", s.Duration, 10*time.Minute); err != nil {
+			return err
+		}
+		c.Queue.Shaping = append(c.Queue.Shaping, out)
 	}
 	return nil
 }

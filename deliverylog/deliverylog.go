@@ -22,7 +22,8 @@ const (
 	Delivered = "delivered"
 	Deferred  = "deferred"
 	Failed    = "failed"
-	DSN       = "dsn" // a delivery status notification was queued for the sender
+	DSN       = "dsn"     // a delivery status notification was queued for the sender
+	Shaping   = "shaping" // a response-driven shaping rule acted on a destination
 )
 
 // Event is one line of the delivery log.
@@ -44,6 +45,8 @@ type Event struct {
 	Rcpts    int       `json:"rcpts,omitempty"`
 	NextTry  time.Time `json:"next_attempt,omitzero"`
 	DSN      string    `json:"dsn_msgid,omitempty"` // the DSN message's id
+	Rule     string    `json:"rule,omitempty"`      // the shaping rule that fired
+	Action   string    `json:"action,omitempty"`    // what it did (until next_attempt)
 }
 
 // Log is the delivery log. A nil *Log discards events.

@@ -3,9 +3,13 @@ package server
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/emersion/go-smtp"
+
+	"github.com/mtad/mtad/deliverylog"
 	"github.com/mtad/mtad/internal/testdns"
 	"github.com/mtad/mtad/internal/testsink"
 )
@@ -136,5 +140,45 @@ rate = "20/1s"
 	t.Logf("deliveries per second to the site: %v", w)
 	if total := w[1] + w[2] + w[3]; total > 66 {
 		t.Errorf("%v deliveries per second to the two domains of one site, want about 20 together", w)
+	}
+}
+
+// A rule on "421 ... too many connections" suspends the destination, says
+// why in the delivery log, and delivery resumes after its duration.
+func TestShapingSuspends(t *testing.T) {
+	sink := testsink.Start(t)
+	var refused atomic.Int32
+	sink.SetRcptReply(func(string) *smtp.SMTPError {
+		if refused.Add(1) == 1 {
+			return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Too many connections from your IP"}
+		}
+		return nil
+	})
+	s, dir := startNode(t, relayConfig(sink.Addr, "500ms")+`
+[queue.shaping.too-many]
+code = 421
+text = "(?i)too many connections"
+action = "suspend"
+duration = "2s"
+`)
+	if err := send(t, s.Addrs()[0].String(), "s@sender.test", []string{"r@busy.test"}, message("busy")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "delivery after the suspension", 15*time.Second, func() bool { return eventFor(events(t, dir), "delivered", "r@busy.test") != nil })
+	var shaping *deliverylog.Event
+	for _, e := range events(t, dir) {
+		if e.Event == deliverylog.Shaping {
+			shaping = &e
+		}
+	}
+	if shaping == nil || shaping.Rule != "too-many" || shaping.Code != 421 || shaping.Action != "suspend" || shaping.Domain != "busy.test" {
+		t.Fatalf("shaping event %+v", shaping)
+	}
+	d := eventFor(events(t, dir), "delivered", "r@busy.test")
+	if gap := d.Time.Sub(shaping.Time); gap < 1900*time.Millisecond {
+		t.Errorf("delivered %v after the suspension began, want at least its 2 s", gap)
+	}
+	if d.Attempt != 2 {
+		t.Errorf("delivered on attempt %d, want 2 (the suspension spends no attempts)", d.Attempt)
 	}
 }

@@ -78,9 +78,7 @@ func (s *Server) start() (err error) {
 	}
 	deps := actors.Deps{Config: cfg, Journal: s.journal, Resolver: res, Delivery: s.delivery, Logger: log,
 		RootCAs: roots, MTASTS: newSTSFetcher(s, res, roots), Quotas: s.quotas}
-	if len(cfg.Queue.Limit) > 0 {
-		deps.Limits = limits.NewMemory()
-	}
+	deps.Limits = limits.NewMemory() // outbound limits and response-driven shaping
 	if cfg.Report.TLS.Enable {
 		if s.reports, err = startTLSReports(s, res); err != nil {
 			return err
