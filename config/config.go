@@ -78,6 +78,16 @@ type Session struct {
 	MaxRecipients   int
 	MaxConnections  int
 	Timeout         time.Duration
+	Limits          AdmissionLimits
+}
+
+// AdmissionLimits bound what one client, sender or user may submit.
+type AdmissionLimits struct {
+	ConnectionsPerIP  int         // 0: none; past it 421 4.7.0
+	MessagesPerIP     limits.Rate // zero: none; past it 451 4.7.1
+	MessagesPerSender limits.Rate
+	MessagesPerUser   limits.Rate
+	Exempt            []netip.Prefix
 }
 
 // Resolver holds the DNS settings.

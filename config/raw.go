@@ -49,12 +49,21 @@ type rawListener struct {
 }
 
 type rawSession struct {
-	TrustedNetworks []string `toml:"trusted-networks"`
-	LocalDomains    []string `toml:"local-domains"`
-	MaxMessageSize  string   `toml:"max-message-size"`
-	MaxRecipients   *int     `toml:"max-recipients"`
-	MaxConnections  *int     `toml:"max-connections"`
-	Timeout         string   `toml:"timeout"`
+	TrustedNetworks []string     `toml:"trusted-networks"`
+	LocalDomains    []string     `toml:"local-domains"`
+	MaxMessageSize  string       `toml:"max-message-size"`
+	MaxRecipients   *int         `toml:"max-recipients"`
+	MaxConnections  *int         `toml:"max-connections"`
+	Limits          rawAdmission `toml:"limits"`
+	Timeout         string       `toml:"timeout"`
+}
+
+type rawAdmission struct {
+	ConnectionsPerIP  *int     `toml:"connections-per-ip"`
+	MessagesPerIP     string   `toml:"messages-per-ip"`
+	MessagesPerSender string   `toml:"messages-per-sender"`
+	MessagesPerUser   string   `toml:"messages-per-user"`
+	Exempt            []string `toml:"exempt"`
 }
 
 type rawResolver struct {

@@ -365,8 +365,43 @@ func (r *rawSession) validate(c *Config) error {
 	if s.MaxConnections, err = intOr("session.max-connections", r.MaxConnections, 1000, 1); err != nil {
 		return err
 	}
-	s.Timeout, err = durationOr("session.timeout", r.Timeout, 5*time.Minute)
+	if s.Timeout, err = durationOr("session.timeout", r.Timeout, 5*time.Minute); err != nil {
+		return err
+	}
+	s.Limits, err = r.Limits.validate()
 	return err
+}
+
+func (a *rawAdmission) validate() (AdmissionLimits, error) {
+	var out AdmissionLimits
+	var err error
+	if out.ConnectionsPerIP, err = intOr("session.limits.connections-per-ip", a.ConnectionsPerIP, 0, 0); err != nil {
+		return out, err
+	}
+	for _, r := range []struct {
+		key string
+		in  string
+		dst *limits.Rate
+	}{
+		{"messages-per-ip", a.MessagesPerIP, &out.MessagesPerIP},
+		{"messages-per-sender", a.MessagesPerSender, &out.MessagesPerSender},
+		{"messages-per-user", a.MessagesPerUser, &out.MessagesPerUser},
+	} {
+		if r.in == "" {
+			continue
+		}
+		if *r.dst, err = limits.ParseRate(r.in); err != nil {
+			return out, fmt.Errorf("session.limits.%s: %w", r.key, err)
+		}
+	}
+	for i, n := range a.Exempt {
+		p, err := netip.ParsePrefix(n)
+		if err != nil {
+			return out, fmt.Errorf("session.limits.exempt[%d]: bad network %q", i, n)
+		}
+		out.Exempt = append(out.Exempt, p.Masked())
+	}
+	return out, nil
 }
 
 func (r *rawResolver) validate(c *Config) error {
