@@ -60,3 +60,24 @@ match = "sender_domain == 'limited.test'"
 	waitFor(t, "everything delivered", 10*time.Second, func() bool { return len(sink.Rcpts()) == 4 })
 	_ = dir
 }
+
+// Admission limits from the configuration: a client over its message rate
+// gets 451 4.7.1.
+func TestAdmissionLimits(t *testing.T) {
+	sink := testsink.Start(t)
+	s, _ := startNode(t, relayConfig(sink.Addr, "1s")+`
+[session.limits]
+messages-per-ip = "2/1h"
+`)
+	addr := s.Addrs()[0].String()
+	for i := range 2 {
+		if err := send(t, addr, "s@sender.test", []string{"r@one.test"}, message(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := send(t, addr, "s@sender.test", []string{"r@one.test"}, message("3"))
+	var se *smtp.SMTPError
+	if !errors.As(err, &se) || se.Code != 451 || se.EnhancedCode != (smtp.EnhancedCode{4, 7, 1}) {
+		t.Fatalf("3rd message in the hour: %v, want 451 4.7.1", err)
+	}
+}

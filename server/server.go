@@ -38,6 +38,7 @@ type Server struct {
 	smtp      *submission.Server
 	reports   *tlsReports // nil unless report.tls.enable
 	quotas    *quota.Book // nil without queue quotas
+	shaping   *limits.Memory
 	listeners []net.Listener
 	implicit  map[net.Listener]bool // listeners speaking TLS from the first byte
 	serving   sync.WaitGroup
@@ -78,7 +79,8 @@ func (s *Server) start() (err error) {
 	}
 	deps := actors.Deps{Config: cfg, Journal: s.journal, Resolver: res, Delivery: s.delivery, Logger: log,
 		RootCAs: roots, MTASTS: newSTSFetcher(s, res, roots), Quotas: s.quotas}
-	deps.Limits = limits.NewMemory() // outbound limits and response-driven shaping
+	s.shaping = limits.NewMemory() // outbound limits, response-driven shaping, admission limits
+	deps.Limits = s.shaping
 	if cfg.Report.TLS.Enable {
 		if s.reports, err = startTLSReports(s, res); err != nil {
 			return err
@@ -132,7 +134,10 @@ func (s *Server) listen() error {
 		TLSConfig: tlsConfig,
 		Hostname:  s.cfg.Server.Hostname, MaxMessageSize: sc.MaxMessageSize, MaxRecipients: sc.MaxRecipients,
 		TrustedNetworks: sc.TrustedNetworks, LocalDomains: sc.LocalDomains, MaxConnections: sc.MaxConnections,
-		CheckRcpt:   s.checkRcpt,
+		CheckRcpt: s.checkRcpt,
+		Limits: submission.Limits{ConnectionsPerIP: sc.Limits.ConnectionsPerIP, MessagesPerIP: sc.Limits.MessagesPerIP,
+			MessagesPerSender: sc.Limits.MessagesPerSender, MessagesPerUser: sc.Limits.MessagesPerUser,
+			Exempt: sc.Limits.Exempt, Store: s.shaping},
 		ReadTimeout: sc.Timeout, WriteTimeout: sc.Timeout,
 	}, &acceptor{s}, s.log)
 	for name, l := range s.cfg.Server.Listeners {
