@@ -98,6 +98,14 @@ func (d *destinationActor) act(ctx actor.Context, rule *config.ShapingRule, repl
 		d.deps.Limits.Adjust(d.shapeKey(), factor, until)
 		if factor == 0 {
 			d.hold(ctx, until, "suspended")
+		} else {
+			// Lower the rates and concurrency of the limits keyed on this
+			// destination (its domain, site, queue) too.
+			for _, a := range applicable(d.deps.Config, limitValues{rcptDomain: d.domain, site: d.site}) {
+				for _, k := range []string{a.key + "|msg", a.key + "|conn", a.key + "|conc"} {
+					d.deps.Limits.Adjust(k, factor, until)
+				}
+			}
 		}
 	case config.ShapeFail:
 	}

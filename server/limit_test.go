@@ -182,3 +182,39 @@ duration = "2s"
 		t.Errorf("delivered on attempt %d, want 2 (the suspension spends no attempts)", d.Attempt)
 	}
 }
+
+// A reduce rule lowers a destination's message rate for its duration.
+func TestShapingReducesRate(t *testing.T) {
+	sink := testsink.Start(t)
+	var slow atomic.Int32
+	sink.SetRcptReply(func(string) *smtp.SMTPError {
+		if slow.Add(1) == 1 {
+			return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 7, 28}, Message: "rate limited, slow down"}
+		}
+		return nil
+	})
+	s, dir := startNode(t, relayConfig(sink.Addr, "200ms")+`
+[queue.limit.domain]
+key = ["rcpt_domain"]
+rate = "40/1s"
+[queue.shaping.slow-down]
+enhanced = "4.7.28"
+action = "reduce"
+factor = 0.25
+duration = "1h"
+`)
+	submitMany(t, s.Addrs()[0].String(), 60, func(i int) string { return fmt.Sprintf("r%d@slow.test", i) })
+	waitFor(t, "3 s of deliveries", 20*time.Second, func() bool { return perWindow(sink, time.Second, 4)[3] > 0 })
+	w := perWindow(sink, time.Second, 4)
+	t.Logf("deliveries per second after the rule: %v", w)
+	if w[1] > 13 || w[2] > 13 {
+		t.Errorf("%v per second, want about 10 (40/s reduced to a quarter)", w)
+	}
+	found := false
+	for _, e := range events(t, dir) {
+		found = found || (e.Event == deliverylog.Shaping && e.Rule == "slow-down" && e.Action == "reduce")
+	}
+	if !found {
+		t.Error("no shaping event for the reduce rule")
+	}
+}
