@@ -76,8 +76,8 @@ rate = "50/1s"
 	total := 0
 	for i, n := range w {
 		total += n
-		if i > 0 && (n < 40 || n > 60) {
-			t.Errorf("second %d: %d deliveries, want 50±10", i, n)
+		if i > 0 && n > 60 { // never faster; a busy machine may make a second slower
+			t.Errorf("second %d: %d deliveries, want at most 50+10%%", i, n)
 		}
 	}
 	if total < 450 || total > 555 { // 500 in 10 s, plus the bucket's initial burst
