@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -40,6 +41,7 @@ type connectionActor struct {
 	maxMsgs int    // messages before the session is recycled
 	host    string // the server it reached
 	ip      string
+	localIP string
 
 	ctx    context.Context // cancelled when the actor stops
 	cancel context.CancelFunc
@@ -93,8 +95,8 @@ func (b *sessionBox) stop() session {
 // Messages between a connection and its destination.
 type (
 	connUp struct {
-		pid      *actor.PID
-		host, ip string // the server it is connected to
+		pid               *actor.PID
+		host, ip, localIP string // the server it is connected to, and from where
 	}
 	connFailed struct {
 		pid   *actor.PID
@@ -107,9 +109,9 @@ type (
 	}
 	connClose struct{}
 	dialed    struct {
-		ok       bool
-		reply    messages.Reply
-		host, ip string
+		ok                bool
+		reply             messages.Reply
+		host, ip, localIP string
 	}
 	delivered struct {
 		result *messages.JobResult
@@ -167,6 +169,9 @@ func (c *connectionActor) dial(ctx actor.Context) {
 		d := &dialed{ok: conn != nil, reply: reply}
 		if conn != nil {
 			d.host, d.ip = conn.Target().Host, ipOf(conn.Target())
+			if oc, ok := conn.(netSession); ok && oc.LocalAddr().IsValid() {
+				d.localIP = oc.LocalAddr().Addr().String()
+			}
 		}
 		sys.Send(self, d)
 	}()
@@ -182,7 +187,7 @@ func dialTargets(ctx context.Context, d *Deps, route config.Route, domain string
 	last := messages.Reply{Text: "no targets", Class: "connection"}
 	secClass := "" // a TLS or DANE failure on any hop is what a strategy's last_error must see
 	for _, h := range hops {
-		conn, reply, err := dialHop(ctx, d, route, domain, h, h.plan(d.Config, domain, dc))
+		conn, reply, err := dialHop(ctx, d, route, domain, h, h.plan(d.Config, domain, dc), dc)
 		if conn != nil {
 			return conn, messages.Reply{}
 		}
@@ -215,12 +220,12 @@ func dialTargets(ctx context.Context, d *Deps, route config.Route, domain string
 }
 
 // dialHop opens one session, unless the hop's TLS plan forbids it.
-func dialHop(ctx context.Context, d *Deps, route config.Route, domain string, h hop, plan *tlsPlan) (*outbound.Conn, messages.Reply, error) {
+func dialHop(ctx context.Context, d *Deps, route config.Route, domain string, h hop, plan *tlsPlan, dc dialContext) (*outbound.Conn, messages.Reply, error) {
 	if plan.fail != nil {
 		d.recordTLS(route, domain, h, plan, false, plan.failReason, plan.fail.Text)
 		return nil, *plan.fail, nil
 	}
-	opts := connOptions(d, route, domain, h.Target)
+	opts := connOptions(d, route, domain, h.Target, dc.sourceIP)
 	plan.options(&opts, d.RootCAs, h.Host, domain)
 	conn, err := outbound.Dial(ctx, []outbound.Target{h.Target}, opts)
 	if err == nil {
@@ -259,16 +264,13 @@ func (d *Deps) recordTLS(route config.Route, domain string, h hop, plan *tlsPlan
 
 // connOptions evaluates the connection strategy for one remote address.
 // It reads only immutable values, on the dial goroutine.
-func connOptions(deps *Deps, route config.Route, domain string, t outbound.Target) outbound.Options {
+func connOptions(deps *Deps, route config.Route, domain string, t outbound.Target, preferred netip.Addr) outbound.Options {
 	cfg := deps.Config
-	env := expression.Env{RcptDomain: domain, MX: t.Host, RemoteIP: t.Addr.Addr().String()}
-	name, err := cfg.Queue.Strategy.Connection.Eval(&env)
-	cs, ok := cfg.Queue.Connection[name]
-	if err != nil || !ok {
-		deps.Logger.Error("connection strategy failed; using connection default", "domain", domain, "mx", t.Host, "err", err, "connection", name)
-		cs = cfg.Queue.Connection["default"]
-	}
+	cs := connStrategy(deps, domain, t)
 	src := sourceIP(cs.SourceIPs, t.Addr.Addr())
+	if preferred.IsValid() && slices.Contains(cs.SourceIPs, preferred) && preferred.Is4() == t.Addr.Addr().Unmap().Is4() {
+		src = preferred // the one the destination's limits were checked with
+	}
 	host := cs.EHLOHostnames[src]
 	if host == "" {
 		host = cs.EHLOHostname
@@ -289,6 +291,19 @@ func connOptions(deps *Deps, route config.Route, domain string, t outbound.Targe
 		LMTP:        route.Protocol == "lmtp" || route.Type == config.RouteLocal,
 		ImplicitTLS: route.ImplicitTLS,
 	}
+}
+
+// connStrategy evaluates the connection strategy for one remote address.
+func connStrategy(deps *Deps, domain string, t outbound.Target) config.Connection {
+	cfg := deps.Config
+	env := expression.Env{RcptDomain: domain, MX: t.Host, RemoteIP: ipOf(t)}
+	name, err := cfg.Queue.Strategy.Connection.Eval(&env)
+	cs, ok := cfg.Queue.Connection[name]
+	if err != nil || !ok {
+		deps.Logger.Error("connection strategy failed; using connection default", "domain", domain, "mx", t.Host, "err", err, "connection", name)
+		cs = cfg.Queue.Connection["default"]
+	}
+	return cs
 }
 
 // sourceIP picks one of the configured source addresses of the remote's
@@ -312,8 +327,8 @@ func (c *connectionActor) onDialed(ctx actor.Context, m *dialed) {
 		ctx.Send(ctx.Parent(), &connFailed{pid: ctx.Self(), reply: m.reply})
 		return // the destination stops this actor when it has read connFailed
 	}
-	c.host, c.ip = m.host, m.ip
-	ctx.Send(ctx.Parent(), &connUp{pid: ctx.Self(), host: c.host, ip: c.ip})
+	c.host, c.ip, c.localIP = m.host, m.ip, m.localIP
+	ctx.Send(ctx.Parent(), &connUp{pid: ctx.Self(), host: c.host, ip: c.ip, localIP: c.localIP})
 }
 
 func (c *connectionActor) deliver(ctx actor.Context, j *messages.Job) {
@@ -379,7 +394,7 @@ func (c *connectionActor) onDelivered(ctx actor.Context, m *delivered) {
 	more := m.alive && c.count < c.maxMsgs && c.ctx.Err() == nil
 	ctx.Send(ctx.Parent(), &connDone{pid: ctx.Self(), result: m.result, closing: !more})
 	if more {
-		ctx.Send(ctx.Parent(), &connUp{pid: ctx.Self(), host: c.host, ip: c.ip})
+		ctx.Send(ctx.Parent(), &connUp{pid: ctx.Self(), host: c.host, ip: c.ip, localIP: c.localIP})
 		return
 	}
 	// The destination stops this actor when it has read connDone: a

@@ -54,6 +54,7 @@ type destinationActor struct {
 type connRef struct {
 	pid       *actor.PID
 	host, ip  string        // the server it reached
+	localIP   string        // and the source address it used
 	slots     []string      // concurrency slots it holds (released when it ends)
 	up        bool          // connected
 	idle      bool          // said it is ready and has been given nothing since
@@ -94,7 +95,7 @@ func (d *destinationActor) Receive(ctx actor.Context) {
 		d.onResolved(ctx, m)
 	case *connUp:
 		if c := d.conns[m.pid.Id]; c != nil {
-			c.host, c.ip = m.host, m.ip
+			c.host, c.ip, c.localIP = m.host, m.ip, m.localIP
 		}
 		d.onConnReady(ctx, m.pid)
 	case *connFailed:
@@ -144,7 +145,8 @@ func (d *destinationActor) dispatch(ctx actor.Context) {
 	}
 	now := time.Now()
 	if now.Before(d.limitAt) {
-		return // a limit holds the work; limitWake comes
+		d.hold(ctx, d.limitAt, d.holding) // back to the queue until the limit allows
+		return
 	}
 	suspended, until, connCap := d.shaped(now)
 	if suspended {
@@ -184,10 +186,18 @@ func (d *destinationActor) dispatch(ctx actor.Context) {
 // give hands the next ready job to an idle connection.
 // It reports false when a message rate holds the job back.
 func (d *destinationActor) give(ctx actor.Context, c *connRef) bool {
+	now := time.Now()
+	if now.Before(d.limitAt) {
+		return false // held: the connection waits idle
+	}
+	if suspended, until, _ := d.shaped(now); suspended {
+		d.hold(ctx, until, "suspended")
+		return false
+	}
 	if d.limited() && d.ready[0].Source != "dsn" {
 		j := d.ready[0]
 		ls := applicable(d.deps.Config, limitValues{rcptDomain: d.domain, sender: j.From, mx: c.host, remoteIP: c.ip,
-			queue: j.Queue, site: d.site, source: j.Source})
+			localIP: c.localIP, queue: j.Queue, site: d.site, source: j.Source})
 		if ok, at := sendMessage(d.deps.Limits, ls, time.Now()); !ok {
 			d.hold(ctx, at, "rate")
 			return false
@@ -209,14 +219,20 @@ func (d *destinationActor) limited() bool {
 
 // hold keeps the ready work until at, and tells the queue why (the
 // recipients' last_error), once per hold.
+//
+// The ready jobs go back to the queue, which keeps them until at: held
+// work must not occupy the queue's concurrency (a throttled domain would
+// starve the others) and is not an attempt.
 func (d *destinationActor) hold(ctx actor.Context, at time.Time, reason string) {
 	d.limitAt = at
 	d.limitGen++
 	gen, self, sys := d.limitGen, ctx.Self(), ctx.ActorSystem().Root
 	time.AfterFunc(time.Until(at), func() { sys.Send(self, &limitWake{gen: gen}) })
-	if d.holding != reason {
-		d.holding = reason
-		ctx.Send(ctx.Parent(), &held{jobs: append([]*messages.Job(nil), d.ready...), reason: reason})
+	d.holding = reason
+	if len(d.ready) > 0 {
+		ctx.Send(ctx.Parent(), &held{jobs: append([]*messages.Job(nil), d.ready...), reason: reason, until: at})
+		clear(d.ready)
+		d.ready = d.ready[:0]
 	}
 }
 
@@ -233,9 +249,17 @@ func (d *destinationActor) spawnConn(ctx actor.Context) bool {
 	}
 	var slots []string
 	maxMsgs := 0
-	if d.limited() && len(targets) > 0 {
-		ls := applicable(d.deps.Config, limitValues{rcptDomain: d.domain, sender: sender, mx: targets[0].Host,
-			remoteIP: ipOf(targets[0].Target), queue: queue, site: d.site})
+	if d.limited() && len(targets) > 0 && !onlyDSNs(d.ready) {
+		first := targets[0].Target
+		if cs := connStrategy(d.deps, d.domain, first); len(cs.SourceIPs) > 0 {
+			dc.sourceIP = sourceIP(cs.SourceIPs, first.Addr.Addr())
+		}
+		local := ""
+		if dc.sourceIP.IsValid() {
+			local = dc.sourceIP.String()
+		}
+		ls := applicable(d.deps.Config, limitValues{rcptDomain: d.domain, sender: sender, mx: first.Host,
+			remoteIP: ipOf(first), localIP: local, queue: queue, site: d.site})
 		ok, at, reason, held, m := openConn(d.deps.Limits, ls, time.Now())
 		if !ok {
 			d.hold(ctx, at, reason)
@@ -248,6 +272,16 @@ func (d *destinationActor) spawnConn(ctx actor.Context) bool {
 	}, actor.WithSupervisor(actor.NewOneForOneStrategy(0, 0, stopDecider)))
 	pid := ctx.Spawn(props)
 	d.conns[pid.Id] = &connRef{pid: pid, slots: slots}
+	return true
+}
+
+// onlyDSNs reports whether every job is a DSN: limits do not hold DSNs.
+func onlyDSNs(jobs []*messages.Job) bool {
+	for _, j := range jobs {
+		if j.Source != "dsn" {
+			return false
+		}
+	}
 	return true
 }
 
@@ -320,8 +354,7 @@ func (d *destinationActor) onConnReady(ctx actor.Context, pid *actor.PID) {
 		return
 	}
 	c.up, c.idle, c.idleSince = true, true, time.Now()
-	if len(d.ready) > 0 {
-		d.give(ctx, c)
+	if len(d.ready) > 0 && d.give(ctx, c) {
 		return
 	}
 	d.armIdle(ctx)
@@ -339,8 +372,9 @@ func (d *destinationActor) onConnFailed(ctx actor.Context, m *connFailed) {
 			m.reply = failedBy(rule, m.reply)
 		}
 		d.act(ctx, rule, m.reply, "")
-		if rule.Action == config.ShapeSuspend {
-			return // the ready work waits out the suspension: no attempt is spent
+		if suspended, until, _ := d.shaped(time.Now()); suspended {
+			d.hold(ctx, until, "suspended") // the ready work waits it out: no attempt is spent
+			return
 		}
 	}
 	up, dialing := 0, 0

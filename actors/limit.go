@@ -71,6 +71,9 @@ func applicable(cfg *config.Config, v limitValues) []applied {
 	var out []applied
 	for i := range cfg.Queue.Limit {
 		l := &cfg.Queue.Limit[i]
+		if v.site == "" && keyedBy(l, "site") {
+			continue // a destination outside every site is not in a site's budget
+		}
 		if l.Match != nil {
 			env := expression.Env{RcptDomain: v.rcptDomain, Sender: v.sender, SenderDomain: messages.Domain(v.sender),
 				MX: v.mx, RemoteIP: v.remoteIP, LocalIP: v.localIP, QueueName: v.queue, Source: v.source}
@@ -91,14 +94,13 @@ func applicable(cfg *config.Config, v limitValues) []applied {
 // concurrency slots. ok false: not now; retryAt says when to look again,
 // reason is "rate" or "concurrency". held are the slots to release when
 // the connection ends; maxMsgs the messages-per-connection cap (0: none).
+//
+// Concurrency slots are taken first, rates last: a refusal for want of a
+// slot (polled) must not spend connection-rate tokens. With several rate
+// limits, one refused after another was taken loses that token (the store
+// cannot give tokens back).
 func openConn(store limits.Store, ls []applied, now time.Time) (ok bool, retryAt time.Time, reason string, held []string, maxMsgs int) {
 	for _, a := range ls {
-		if r := a.limit.ConnectionRate; !r.IsZero() {
-			if ok, at := store.Take(a.key+"|conn", r, now); !ok {
-				releaseAll(store, held)
-				return false, at, "rate", nil, 0
-			}
-		}
 		if c := a.limit.Concurrency; c > 0 {
 			if !store.Acquire(a.key+"|conc", c, now) {
 				releaseAll(store, held)
@@ -108,6 +110,14 @@ func openConn(store limits.Store, ls []applied, now time.Time) (ok bool, retryAt
 		}
 		if m := a.limit.MessagesPerConn; m > 0 && (maxMsgs == 0 || m < maxMsgs) {
 			maxMsgs = m
+		}
+	}
+	for _, a := range ls {
+		if r := a.limit.ConnectionRate; !r.IsZero() {
+			if ok, at := store.Take(a.key+"|conn", r, now); !ok {
+				releaseAll(store, held)
+				return false, at, "rate", nil, 0
+			}
 		}
 	}
 	return true, time.Time{}, "", held, maxMsgs
@@ -143,4 +153,13 @@ func siteOf(cfg *config.Config, hosts []string) string {
 		}
 	}
 	return ""
+}
+
+func keyedBy(l *config.Limit, field string) bool {
+	for _, f := range l.Key {
+		if f == field {
+			return true
+		}
+	}
+	return false
 }

@@ -125,9 +125,11 @@ func (q *queueActor) Receive(ctx actor.Context) {
 	case *persisted:
 		if m.owner == q {
 			q.onPersisted(ctx, m)
+		} else {
+			q.releaseQuota(m) // written by a crashed incarnation: still give its quota back
 		}
 	case *held:
-		q.onHeld(m)
+		q.onHeld(ctx, m)
 	case *messages.DestinationIdle:
 		q.onIdle(ctx, m.Dest)
 	case *actor.Terminated:
@@ -489,18 +491,40 @@ func (q *queueActor) onDestGone(ctx actor.Context, who *actor.PID) {
 type held struct {
 	jobs   []*messages.Job
 	reason string
+	until  time.Time
 }
 
-func (q *queueActor) onHeld(h *held) {
+// onHeld takes back jobs a destination holds under a limit: they leave the
+// queue's concurrency budget and are due again at until (in memory only;
+// no attempt is counted and nothing is journaled).
+func (q *queueActor) onHeld(ctx actor.Context, h *held) {
 	for _, j := range h.jobs {
+		d := q.dests[j.Dest]
+		if d == nil {
+			continue
+		}
+		if _, ok := d.outstanding[j.Seq]; !ok {
+			continue
+		}
+		delete(d.outstanding, j.Seq)
+		q.inFlight--
 		m := q.msgs[j.MsgID]
 		if m == nil {
 			continue
 		}
 		for _, r := range j.Rcpts {
-			m.env.Rcpts[r.Index].LastReply.Class = h.reason
+			rc := &m.env.Rcpts[r.Index]
+			rc.LastReply.Class = h.reason
+			if rc.NextAttempt.Before(h.until) {
+				rc.NextAttempt = h.until
+			}
+			m.busy[r.Index] = false
 		}
+		q.schedule(ctx, m, time.Now())
 	}
+	q.pump(ctx)
+	q.armTimer(ctx)
+	q.checkDrained()
 }
 
 // release frees the recipients of a job that was never attempted; they

@@ -223,10 +223,8 @@ func (q *queueActor) onPersisted(ctx actor.Context, p *persisted) {
 	m.writing = false
 	for _, i := range p.indices {
 		m.busy[i] = false
-		if q.deps.Quotas != nil && m.env.Rcpts[i].Status.Final() {
-			q.deps.Quotas.Release(m.env, i)
-		}
 	}
+	q.releaseQuota(p)
 	for _, ev := range p.events {
 		q.deps.Delivery.Write(ev)
 	}
@@ -310,4 +308,17 @@ func allFinal(m *qmsg) bool {
 		}
 	}
 	return true
+}
+
+// releaseQuota gives back the queue quota of the recipients a write made
+// final (Release is idempotent per recipient).
+func (q *queueActor) releaseQuota(p *persisted) {
+	if q.deps.Quotas == nil {
+		return
+	}
+	for _, i := range p.indices {
+		if p.m.env.Rcpts[i].Status.Final() {
+			q.deps.Quotas.Release(p.m.env, i)
+		}
+	}
 }

@@ -88,8 +88,8 @@ func (d *destinationActor) act(ctx actor.Context, rule *config.ShapingRule, repl
 	case config.ShapeSuspend, config.ShapeReduce:
 		// In the shared store, so it outlives this actor (a destination
 		// with nothing to do stops; the next one must still wait).
-		if f, _ := d.deps.Limits.Adjusted(d.shapeKey(), now); f < 1 {
-			return // already in force
+		if f, _ := d.deps.Limits.Adjusted(d.shapeKey(), now); f == 0 || (f < 1 && rule.Action == config.ShapeReduce) {
+			return // already in force (a suspension overrides a reduction)
 		}
 		factor := 0.0
 		if rule.Action == config.ShapeReduce {

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -70,6 +71,7 @@ type dialContext struct {
 	retryNum   int
 	lastError  string
 	requireTLS bool
+	sourceIP   netip.Addr // chosen by the destination (its limits were checked with it); zero: any
 }
 
 // plan makes the hop's TLS plan.

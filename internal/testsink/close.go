@@ -1,0 +1,4 @@
+package testsink
+
+// Close stops the sink now: later connections are refused.
+func (s *Sink) Close() { _ = s.srv.Close() }
