@@ -3,6 +3,7 @@ package outbound
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/tls"
 	"io"
 	"log"
@@ -81,7 +82,7 @@ func startSink(t *testing.T, setup func(*smtp.Server), implicitTLS bool) *sink {
 	}
 	s.target = Target{Host: "sink.test", Addr: netip.MustParseAddrPort(l.Addr().String())}
 	go s.srv.Serve(l)
-	t.Cleanup(func() { s.srv.Close() })
+	t.Cleanup(func() { stopServer(s.srv) })
 	return s
 }
 
@@ -292,5 +293,15 @@ func eventually(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// stopServer lets handlers finish before closing: go-smtp's Close races a
+// handler still inside STARTTLS (it swaps the connection unlocked).
+func stopServer(srv *smtp.Server) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		srv.Close()
 	}
 }

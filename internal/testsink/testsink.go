@@ -4,6 +4,7 @@ package testsink
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"io"
 	"log"
@@ -88,7 +89,7 @@ func start(t testing.TB, addr string, lmtp bool) *Sink {
 	s.srv.MaxRecipients = 1000
 	s.srv.ErrorLog = log.New(io.Discard, "", 0)
 	go func() { _ = s.srv.Serve(l) }() // TLSConfig may be set before the first client
-	t.Cleanup(func() { _ = s.srv.Close() })
+	t.Cleanup(s.stop)
 	return s
 }
 
@@ -264,4 +265,14 @@ func (ss *session) Logout() error {
 		ss.s.mu.Unlock()
 	}
 	return nil
+}
+
+// stop lets handlers finish before closing: go-smtp's Close races a
+// handler still inside STARTTLS (it swaps the connection unlocked).
+func (s *Sink) stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := s.srv.Shutdown(ctx); err != nil {
+		_ = s.srv.Close()
+	}
 }
