@@ -217,6 +217,9 @@ func TestGetFailures(t *testing.T) {
 		case <-r.Context().Done():
 		case <-time.After(10 * time.Second):
 		}
+		// Never answer: returning would send an empty 200 that a client
+		// still waiting could read as a (wrongly typed) policy.
+		panic(http.ErrAbortHandler)
 	}
 	status := func(code int) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) { http.Error(w, "no", code) }
