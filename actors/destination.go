@@ -12,6 +12,7 @@ import (
 	"github.com/mtad/mtad/config"
 	"github.com/mtad/mtad/dane"
 	"github.com/mtad/mtad/messages"
+	"github.com/mtad/mtad/metrics"
 	"github.com/mtad/mtad/mtasts"
 	"github.com/mtad/mtad/outbound"
 	"github.com/mtad/mtad/resolver"
@@ -26,6 +27,7 @@ const targetsTTL = 5 * time.Minute
 // connection that says it is ready, and closes connections left idle.
 type destinationActor struct {
 	deps       *Deps
+	queue      string // the virtual queue's name (metric label)
 	qcfg       config.VirtualQueue
 	key        string
 	routeName  string
@@ -80,8 +82,8 @@ type (
 // connections is not hammered.
 const dialHold = 10 * time.Second
 
-func newDestination(d *Deps, qcfg config.VirtualQueue, key, routeName string, route config.Route, domain string) *destinationActor {
-	return &destinationActor{deps: d, qcfg: qcfg, key: key, routeName: routeName, route: route, domain: domain,
+func newDestination(d *Deps, queue string, qcfg config.VirtualQueue, key, routeName string, route config.Route, domain string) *destinationActor {
+	return &destinationActor{deps: d, queue: queue, qcfg: qcfg, key: key, routeName: routeName, route: route, domain: domain,
 		requireTLS: strings.HasSuffix(key, requireTLSKey), conns: map[string]*connRef{}}
 }
 
@@ -224,6 +226,7 @@ func (d *destinationActor) limited() bool {
 // work must not occupy the queue's concurrency (a throttled domain would
 // starve the others) and is not an attempt.
 func (d *destinationActor) hold(ctx actor.Context, at time.Time, reason string) {
+	metrics.Held.WithLabelValues(reason).Inc()
 	d.limitAt = at
 	d.limitGen++
 	gen, self, sys := d.limitGen, ctx.Self(), ctx.ActorSystem().Root
@@ -272,6 +275,7 @@ func (d *destinationActor) spawnConn(ctx actor.Context) bool {
 	}, actor.WithSupervisor(actor.NewOneForOneStrategy(0, 0, stopDecider)))
 	pid := ctx.Spawn(props)
 	d.conns[pid.Id] = &connRef{pid: pid, slots: slots}
+	metrics.Connections.WithLabelValues(d.queue).Inc()
 	return true
 }
 
@@ -287,9 +291,14 @@ func onlyDSNs(jobs []*messages.Job) bool {
 
 // dropConn forgets a connection and frees its concurrency slots.
 func (d *destinationActor) dropConn(id string) {
-	if c := d.conns[id]; c != nil && d.deps.Limits != nil {
+	c := d.conns[id]
+	if c == nil {
+		return
+	}
+	if d.deps.Limits != nil {
 		releaseAll(d.deps.Limits, c.slots)
 	}
+	metrics.Connections.WithLabelValues(d.queue).Dec()
 	delete(d.conns, id)
 }
 

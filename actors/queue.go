@@ -390,7 +390,7 @@ func (q *queueActor) send(ctx actor.Context, d *destRef) {
 func (q *queueActor) spawnDestination(ctx actor.Context, d *destRef) *actor.PID {
 	rt := q.deps.Config.Queue.Route[d.route]
 	props := actor.PropsFromProducer(func() actor.Actor {
-		return newDestination(q.deps, q.cfg, d.key, d.route, rt, d.domain)
+		return newDestination(q.deps, q.name, q.cfg, d.key, d.route, rt, d.domain)
 	}, actor.WithSupervisor(actor.NewOneForOneStrategy(0, 0, stopDecider)))
 	pid := ctx.Spawn(props)
 	q.byPID[pid.Id] = d.key

@@ -139,7 +139,7 @@ func (q *queueActor) expire(ctx actor.Context, m *qmsg, idx []uint32) {
 
 func (q *queueActor) event(env *messages.Envelope, rc *messages.Recipient, r *messages.JobResult) deliverylog.Event {
 	from := env.From
-	ev := deliverylog.Event{MsgID: env.ID.String(), Rcpt: rc.Addr, Sender: &from, Queue: q.name,
+	ev := deliverylog.Event{MsgID: env.ID.String(), Rcpt: rc.Addr, Sender: &from, Queue: q.name, Arrival: env.Arrival,
 		Domain: messages.Domain(rc.Addr), Attempt: rc.Attempts, Code: rc.LastReply.Code,
 		Enhanced: rc.LastReply.Enhanced, Reply: rc.LastReply.Text}
 	if r != nil {

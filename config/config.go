@@ -55,6 +55,13 @@ type Server struct {
 	ShutdownTimeout time.Duration
 	Certificate     string // PEM certificate chain for submission TLS
 	PrivateKey      string // PEM private key
+	Management      Management
+}
+
+// Management is the operator's HTTP listener (metrics, profiling).
+type Management struct {
+	Bind  string // host:port; "" disables it
+	Token string // bearer token every request must carry; "" only on loopback
 }
 
 // Listener TLS modes.

@@ -36,6 +36,14 @@ type rawServer struct {
 	Listener        map[string]rawListener `toml:"listener"`
 	ShutdownTimeout string                 `toml:"shutdown-timeout"`
 	TLS             rawServerTLS           `toml:"tls"`
+	Management      rawManagement          `toml:"management"`
+}
+
+type rawManagement struct {
+	Bind      string `toml:"bind"`
+	Token     string `toml:"token"`
+	TokenEnv  string `toml:"token-env"`
+	TokenFile string `toml:"token-file"`
 }
 
 type rawServerTLS struct {

@@ -62,6 +62,9 @@ func (r *rawServer) validate(c *Config) error {
 	if (r.TLS.Certificate == "") != (r.TLS.PrivateKey == "") {
 		return fmt.Errorf("server.tls: set both certificate and private-key, or neither")
 	}
+	if c.Server.Management, err = r.Management.validate(); err != nil {
+		return err
+	}
 	c.Server.Listeners = map[string]Listener{}
 	for name, l := range r.Listener {
 		out, err := l.validate("server.listener."+name, c.Server.Certificate != "")
@@ -71,6 +74,45 @@ func (r *rawServer) validate(c *Config) error {
 		c.Server.Listeners[name] = out
 	}
 	return nil
+}
+
+func (m *rawManagement) validate() (Management, error) {
+	out := Management{Bind: m.Bind}
+	set := 0
+	for _, v := range []string{m.Token, m.TokenEnv, m.TokenFile} {
+		if v != "" {
+			set++
+		}
+	}
+	if set > 1 {
+		return out, fmt.Errorf("server.management: set one of token, token-env, token-file")
+	}
+	switch {
+	case m.TokenEnv != "":
+		out.Token = os.Getenv(m.TokenEnv)
+		if out.Token == "" {
+			return out, fmt.Errorf("server.management.token-env: environment variable %s is not set", m.TokenEnv)
+		}
+	case m.TokenFile != "":
+		b, err := os.ReadFile(m.TokenFile)
+		if err != nil {
+			return out, fmt.Errorf("server.management.token-file: %w", err)
+		}
+		out.Token = strings.TrimSpace(string(b))
+	default:
+		out.Token = m.Token
+	}
+	if m.Bind == "" {
+		return out, nil
+	}
+	host, _, err := net.SplitHostPort(m.Bind)
+	if err != nil {
+		return out, fmt.Errorf("server.management.bind: bad address %q (want host:port)", m.Bind)
+	}
+	if ip, err := netip.ParseAddr(host); out.Token == "" && (err != nil || !ip.IsLoopback()) {
+		return out, fmt.Errorf("server.management.bind: %q is not a loopback address; set a token first", m.Bind)
+	}
+	return out, nil
 }
 
 func (l *rawListener) validate(key string, haveCert bool) (Listener, error) {

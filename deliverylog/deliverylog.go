@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/mtad/mtad/metrics"
 )
 
 // Event kinds.
@@ -47,6 +49,7 @@ type Event struct {
 	DSN      string    `json:"dsn_msgid,omitempty"` // the DSN message's id
 	Rule     string    `json:"rule,omitempty"`      // the shaping rule that fired
 	Action   string    `json:"action,omitempty"`    // what it did (until next_attempt)
+	Arrival  time.Time `json:"-"`                   // the message's arrival, for the latency metric
 }
 
 // Log is the delivery log. A nil *Log discards events.
@@ -68,6 +71,10 @@ func New(w io.Writer, n int, logger *slog.Logger) *Log {
 
 // Write records e without blocking; it stamps the time when e has none.
 func (l *Log) Write(e Event) {
+	metrics.Events.WithLabelValues(e.Event, e.Queue).Inc()
+	if e.Event == Delivered && !e.Arrival.IsZero() {
+		metrics.DeliveryLatency.WithLabelValues(e.Queue).Observe(time.Since(e.Arrival).Seconds())
+	}
 	if l == nil {
 		return
 	}

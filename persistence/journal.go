@@ -1,8 +1,11 @@
 package persistence
 
 import (
+	"time"
+
 	"errors"
 	"fmt"
+	"github.com/mtad/mtad/metrics"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -292,6 +295,8 @@ func setRcpts(b *pebble.Batch, id messages.MsgID, rcpts []messages.Recipient) {
 // concurrent committers share one fsync, so callers on many goroutines
 // get group commit without any queue of ours.
 func commit(b *pebble.Batch, op string, id messages.MsgID) error {
+	start := time.Now()
+	defer func() { metrics.JournalCommit.WithLabelValues(op).Observe(time.Since(start).Seconds()) }()
 	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("persistence: %s %v: %w", op, id, err)
 	}

@@ -12,9 +12,11 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/mtad/mtad/actors"
 	"github.com/mtad/mtad/config"
@@ -39,6 +41,8 @@ type Server struct {
 	reports   *tlsReports // nil unless report.tls.enable
 	quotas    *quota.Book // nil without queue quotas
 	shaping   *limits.Memory
+	mgmt      *http.Server // nil unless server.management.bind
+	mgmtAddr  net.Addr
 	listeners []net.Listener
 	implicit  map[net.Listener]bool // listeners speaking TLS from the first byte
 	serving   sync.WaitGroup
@@ -96,6 +100,9 @@ func (s *Server) start() (err error) {
 		return fmt.Errorf("recovery: %w", err)
 	}
 	log.Info("journal recovered", "messages", n)
+	if err := s.startManagement(); err != nil {
+		return fmt.Errorf("server.management: %w", err)
+	}
 	return s.listen()
 }
 
@@ -213,6 +220,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // close releases what Start opened; the engine must be stopped already.
 func (s *Server) close() error {
 	var errs []error
+	if s.mgmt != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = s.mgmt.Shutdown(ctx)
+		cancel()
+		s.mgmt = nil
+	}
 	for _, l := range s.listeners {
 		_ = l.Close()
 	}
