@@ -86,6 +86,16 @@ type Session struct {
 	MaxConnections  int
 	Timeout         time.Duration
 	Limits          AdmissionLimits
+	Auth            SubmissionAuth
+}
+
+// SubmissionAuth is SMTP AUTH on submission (PLAIN and LOGIN, over TLS only).
+type SubmissionAuth struct {
+	Users           map[string]string // user -> bcrypt hash; empty: AUTH not offered
+	FailDelay       time.Duration
+	LockoutFailures int
+	LockoutWindow   time.Duration
+	LockoutDuration time.Duration
 }
 
 // AdmissionLimits bound what one client, sender or user may submit.

@@ -63,7 +63,18 @@ type rawSession struct {
 	MaxRecipients   *int         `toml:"max-recipients"`
 	MaxConnections  *int         `toml:"max-connections"`
 	Limits          rawAdmission `toml:"limits"`
+	Auth            rawAuthUsers `toml:"auth"`
 	Timeout         string       `toml:"timeout"`
+}
+
+type rawAuthUsers struct {
+	Users     map[string]string `toml:"users"`
+	FailDelay string            `toml:"fail-delay"`
+	Lockout   struct {
+		Failures *int   `toml:"failures"`
+		Window   string `toml:"window"`
+		Duration string `toml:"duration"`
+	} `toml:"lockout"`
 }
 
 type rawAdmission struct {

@@ -410,8 +410,33 @@ func (r *rawSession) validate(c *Config) error {
 	if s.Timeout, err = durationOr("session.timeout", r.Timeout, 5*time.Minute); err != nil {
 		return err
 	}
-	s.Limits, err = r.Limits.validate()
+	if s.Limits, err = r.Limits.validate(); err != nil {
+		return err
+	}
+	s.Auth, err = r.Auth.validate()
 	return err
+}
+
+func (a *rawAuthUsers) validate() (SubmissionAuth, error) {
+	out := SubmissionAuth{Users: map[string]string{}}
+	for user, hash := range a.Users {
+		if !strings.HasPrefix(hash, "$2a$") && !strings.HasPrefix(hash, "$2b$") && !strings.HasPrefix(hash, "$2y$") {
+			return out, fmt.Errorf("session.auth.users.%s: not a bcrypt hash (make one with `htpasswd -bnBC 12 \"\" PASSWORD | tr -d ':\\n'`)", user)
+		}
+		out.Users[user] = hash
+	}
+	var err error
+	if out.FailDelay, err = durationOr("session.auth.fail-delay", a.FailDelay, time.Second); err != nil {
+		return out, err
+	}
+	if out.LockoutFailures, err = intOr("session.auth.lockout.failures", a.Lockout.Failures, 5, 1); err != nil {
+		return out, err
+	}
+	if out.LockoutWindow, err = durationOr("session.auth.lockout.window", a.Lockout.Window, 10*time.Minute); err != nil {
+		return out, err
+	}
+	out.LockoutDuration, err = durationOr("session.auth.lockout.duration", a.Lockout.Duration, 15*time.Minute)
+	return out, err
 }
 
 func (a *rawAdmission) validate() (AdmissionLimits, error) {

@@ -145,6 +145,8 @@ func (s *Server) listen() error {
 		Limits: submission.Limits{ConnectionsPerIP: sc.Limits.ConnectionsPerIP, MessagesPerIP: sc.Limits.MessagesPerIP,
 			MessagesPerSender: sc.Limits.MessagesPerSender, MessagesPerUser: sc.Limits.MessagesPerUser,
 			Exempt: sc.Limits.Exempt, Store: s.shaping},
+		Users: sc.Auth.Users, AuthFailDelay: sc.Auth.FailDelay,
+		AuthLockout: submission.AuthLockout{Failures: sc.Auth.LockoutFailures, Window: sc.Auth.LockoutWindow, Duration: sc.Auth.LockoutDuration},
 		ReadTimeout: sc.Timeout, WriteTimeout: sc.Timeout,
 	}, &acceptor{s}, s.log)
 	for name, l := range s.cfg.Server.Listeners {

@@ -28,6 +28,10 @@ type trackedConn struct {
 	// shared; given back once, by the first Close.
 	slot    string
 	release sync.Once
+	// done is closed by the first Close: a wait on the connection's
+	// goroutine (session.pause) ends there.
+	done      chan struct{}
+	closeDone sync.Once
 
 	mu      sync.Mutex // guards busy, closing and tls
 	busy    bool
@@ -55,7 +59,16 @@ func (c *trackedConn) Close() error {
 	if c.slot != "" {
 		c.release.Do(func() { c.srv.cfg.Limits.Store.Release(c.slot) })
 	}
+	c.closeDone.Do(func() { close(c.done) })
 	return c.Conn.Close()
+}
+
+// closed is closed once c is; nil (never ready) for a nil c.
+func (c *trackedConn) closed() <-chan struct{} {
+	if c == nil {
+		return nil
+	}
+	return c.done
 }
 
 // begin opens a transaction; false when the connection is closing or the

@@ -11,8 +11,8 @@
 //     Every other outcome is a 4xx or 5xx reply, and the client still owns
 //     the message. Nothing else is ever acknowledged.
 //   - No open relay: a recipient outside Config.LocalDomains is accepted
-//     only from a client in Config.TrustedNetworks (later: or one that
-//     authenticated); others get 554 5.7.1.
+//     only from a client in Config.TrustedNetworks or one that
+//     authenticated; others get 554 5.7.1.
 //   - The body handed to Accept is the message as received, dot-unstuffed,
 //     with every line ending rewritten to CRLF (see normalizeEOL: this is
 //     the SMTP smuggling defence) and a Received header prepended. DATA ends
@@ -30,6 +30,19 @@
 // 5.7.10. The "TLS-Required: No" header field of RFC 8689 is not
 // supported: it stays in the message as it is, and mtad's TLS policies
 // (MTA-STS, DANE) apply to such a message as to any other.
+//
+// AUTH (RFC 4954): with Config.Users, TLS sessions offer AUTH PLAIN and
+// LOGIN; in clear AUTH is not offered and answered 538 5.7.11. Passwords
+// are checked against bcrypt hashes, in a time that does not tell whether
+// the user exists. Success is 235 2.7.0: the session may relay anywhere,
+// its messages have Envelope.Source "authenticated" and a Received header
+// "with ESMTPSA", and count against Limits.MessagesPerUser. A failure is
+// 535 5.7.8 after Config.AuthFailDelay; after Config.AuthLockout.Failures
+// of them within its Window, AUTH from that client address (IPv6: its
+// /64) is answered 454 4.7.0 for its Duration, even with the right
+// password, and a success does not clear the count. A second AUTH, or one
+// inside a transaction, is 503 5.5.1. Successes and failures are logged at
+// info with the user name, never the password.
 //
 // Admission limits (Config.Limits): connections open at once per client
 // address, checked as a connection is accepted, before the greeting (421

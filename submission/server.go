@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -50,6 +51,18 @@ type Config struct {
 	// client address, messages per sender and per user. The zero value
 	// limits nothing. New copies Exempt.
 	Limits Limits
+	// Users may authenticate with SMTP AUTH (PLAIN and LOGIN, on TLS
+	// sessions only): user name -> bcrypt hash ("$2a$...", "$2b$...").
+	// Empty: AUTH is not offered. New copies the map; an entry with an
+	// empty name or a hash that is not bcrypt is logged and left out
+	// (ValidateUsers finds those at load).
+	Users map[string]string
+	// AuthFailDelay is how long a failed AUTH waits before its 535
+	// reply. Default 1s.
+	AuthFailDelay time.Duration
+	// AuthLockout refuses AUTH (454 4.7.0) to a client address after
+	// too many failures. Default 5 failures in 10m, refused for 15m.
+	AuthLockout AuthLockout
 }
 
 // Defaults for the zero values of Config.
@@ -60,7 +73,11 @@ const (
 	DefaultTimeout        = 5 * time.Minute
 	DefaultMaxLineLength  = 4096
 	DefaultMaxConnections = 1000
+	DefaultAuthFailDelay  = time.Second
 )
+
+// DefaultAuthLockout is the AuthLockout of the zero Config.
+var DefaultAuthLockout = AuthLockout{Failures: 5, Window: 10 * time.Minute, Duration: 15 * time.Minute}
 
 func (c Config) withDefaults() Config {
 	if c.Hostname == "" {
@@ -87,6 +104,10 @@ func (c Config) withDefaults() Config {
 	if c.Limits.Store == nil {
 		c.Limits.Store = limits.NewMemory()
 	}
+	if c.AuthFailDelay <= 0 {
+		c.AuthFailDelay = DefaultAuthFailDelay
+	}
+	c.AuthLockout = c.AuthLockout.withDefaults()
 	return c
 }
 
@@ -107,6 +128,7 @@ type Server struct {
 	log   *slog.Logger
 	gs    *smtp.Server
 	local map[string]bool // Config.LocalDomains, lower-cased
+	auth  *authenticator  // nil when no user may authenticate
 
 	errShutdown *smtp.SMTPError // 421 4.3.2 naming Hostname
 
@@ -126,11 +148,13 @@ func New(cfg Config, acc Acceptor, log *slog.Logger) *Server {
 	cfg = cfg.withDefaults()
 	cfg.TLSConfig = cfg.TLSConfig.Clone()
 	cfg.Limits.Exempt = slices.Clone(cfg.Limits.Exempt)
+	cfg.Users = maps.Clone(cfg.Users)
 	s := &Server{
 		cfg:   cfg,
 		acc:   acc,
 		log:   log,
 		local: lowerSet(cfg.LocalDomains),
+		auth:  newAuthenticator(cfg, log),
 		conns: make(map[*trackedConn]struct{}),
 	}
 	s.errShutdown = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2},
@@ -155,6 +179,12 @@ func newSMTPServer(cfg Config, be smtp.Backend, log *slog.Logger) *smtp.Server {
 	// it in clear.
 	gs.TLSConfig = cfg.TLSConfig
 	gs.EnableREQUIRETLS = cfg.TLSConfig != nil
+	// The session decides where AUTH goes (see session.AuthMechanisms
+	// and session.Auth): it offers AUTH on TLS sessions only and answers
+	// AUTH in clear 538 5.7.11 (RFC 4954 6). With AllowInsecureAuth false
+	// go-smtp would answer that itself, as "523 5.7.10", which is no
+	// RFC 4954 reply, without asking the session.
+	gs.AllowInsecureAuth = true
 	gs.ErrorLog = errorLog{log}
 	return gs
 }
@@ -338,7 +368,7 @@ func (l *listener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		tc := &trackedConn{Conn: c, srv: l.srv, implicitTLS: l.tls != nil}
+		tc := &trackedConn{Conn: c, srv: l.srv, implicitTLS: l.tls != nil, done: make(chan struct{})}
 		e := l.srv.admitConn(tc)
 		switch {
 		case e == nil && l.tls != nil:

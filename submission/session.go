@@ -58,10 +58,10 @@ type session struct {
 	// nothing from before TLS (RFC 3207 4.2).
 	overTLS bool
 
-	// authenticated is the identity the client proved with AUTH, "" when
-	// none. AUTH is not offered yet; when it is, an smtp.AuthSession
-	// implementation sets this, mayRelay lets such a client relay and
-	// source reports "authenticated".
+	// authenticated is the user the client proved to be with AUTH, ""
+	// when none. Set once, by Auth on the connection's goroutine (see
+	// auth.go); mayRelay lets such a client relay and source reports
+	// "authenticated".
 	authenticated string
 
 	mu sync.Mutex // guards tx
