@@ -8,6 +8,7 @@ import (
 	"net/http/pprof"
 	"time"
 
+	"github.com/mtad/mtad/admin"
 	"github.com/mtad/mtad/metrics"
 )
 
@@ -26,6 +27,7 @@ func (s *Server) startManagement() error {
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.Handle("/api/v1/", admin.Handler(s.journal))
 	s.mgmt = &http.Server{Handler: bearer(m.Token, mux), ReadHeaderTimeout: 10 * time.Second}
 	s.mgmtAddr = l.Addr()
 	go func() {

@@ -3,6 +3,7 @@
 //	mtad serve [--config FILE] [--data-dir DIR] [--listen ADDR] [--relay HOST:PORT]
 //	mtad config default        print the embedded default configuration
 //	mtad config check FILE     validate a configuration file
+//	mtad queue list|show|summary  read the queue through the management API
 //
 // It only wires: flags, configuration, logger, the node (package server) and
 // signals.
@@ -27,6 +28,7 @@ const usage = `usage:
   mtad serve [--config FILE] [--data-dir DIR] [--listen ADDR] [--relay HOST:PORT]
   mtad config default
   mtad config check FILE
+  mtad queue list|show|summary [--api URL] [--token TOKEN] [--json]   (mtad queue for details)
 `
 
 func main() {
@@ -43,6 +45,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serve(args[1:], stderr)
 	case "config":
 		return configCmd(args[1:], stdout, stderr)
+	case "queue":
+		return queueCmd(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -1,0 +1,147 @@
+// Package admin is the read-only part of mtad's management API: JSON over
+// HTTP that lists the queued messages with filters and pagination, shows
+// one message with every recipient's state, and summarises the queue.
+//
+// It reads the journal and nothing else, so what it reports is what
+// survives a restart. It does no authentication: the caller mounts it
+// behind the management listener's bearer token. Every error is answered
+// as {"error": "..."} with a status code; a bad query parameter is a 400
+// whose text names the parameter.
+package admin
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/mtad/mtad/messages"
+	"github.com/mtad/mtad/persistence"
+)
+
+// Source is the journal as the API reads it. Load calls fn with every
+// message in id order and stops at, and returns, the first error fn
+// returns. Get returns an error wrapping persistence.ErrNotFound when the
+// message is not there.
+type Source interface {
+	Load(fn func(env *messages.Envelope) error) error
+	Get(id messages.MsgID) (*messages.Envelope, error)
+}
+
+var _ Source = (*persistence.Journal)(nil)
+
+// errStop ends a Load early; it is not an error.
+var errStop = errors.New("admin: stop")
+
+type handler struct {
+	src Source
+	now func() time.Time
+}
+
+// Handler serves the API under /api/v1/.
+func Handler(src Source) http.Handler {
+	return newHandler(src, time.Now)
+}
+
+func newHandler(src Source, now func() time.Time) http.Handler {
+	h := &handler{src: src, now: now}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/v1/messages", h.list)
+	mux.HandleFunc("GET /api/v1/messages/{id}", h.show)
+	mux.HandleFunc("GET /api/v1/summary", h.summary)
+	mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path))
+	})
+	return mux
+}
+
+// list answers GET /api/v1/messages.
+func (h *handler) list(w http.ResponseWriter, r *http.Request) {
+	f, err := parseFilter(r.URL.Query())
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	resp := ListResponse{Messages: []Message{}}
+	err = h.src.Load(func(env *messages.Envelope) error {
+		if env.ID <= f.cursor {
+			return nil
+		}
+		rcpts := f.match(env)
+		if rcpts == nil {
+			return nil
+		}
+		if len(resp.Messages) == f.limit {
+			resp.NextCursor = resp.Messages[f.limit-1].ID
+			return errStop
+		}
+		resp.Messages = append(resp.Messages, listView(env, rcpts))
+		return nil
+	})
+	if err != nil && !errors.Is(err, errStop) {
+		writeError(w, http.StatusInternalServerError, "reading the journal: "+err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// show answers GET /api/v1/messages/{id}.
+func (h *handler) show(w http.ResponseWriter, r *http.Request) {
+	id, err := parseID(r.PathValue("id"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "id: "+err.Error())
+		return
+	}
+	env, err := h.src.Get(id)
+	switch {
+	case errors.Is(err, persistence.ErrNotFound):
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no message %v in the queue", id))
+		return
+	case err != nil:
+		writeError(w, http.StatusInternalServerError, "reading the journal: "+err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, fullView(env))
+}
+
+// summary answers GET /api/v1/summary.
+func (h *handler) summary(w http.ResponseWriter, r *http.Request) {
+	if len(r.URL.Query()) > 0 {
+		writeError(w, http.StatusBadRequest, "summary takes no parameters")
+		return
+	}
+	var c counter
+	if err := h.src.Load(func(env *messages.Envelope) error { c.add(env); return nil }); err != nil {
+		writeError(w, http.StatusInternalServerError, "reading the journal: "+err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, c.summary(h.now()))
+}
+
+// parseID reads a message id as messages.MsgID.String writes it.
+func parseID(s string) (messages.MsgID, error) {
+	n, err := strconv.ParseUint(s, 16, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a message id (16 hex digits)", s)
+	}
+	return messages.MsgID(n), nil
+}
+
+// Error is the body of every answer that is not a 200.
+type Error struct {
+	Error string `json:"error"`
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, Error{Error: msg})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v) // the client went away; nothing to tell it
+}
