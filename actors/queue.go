@@ -38,6 +38,7 @@ type queueActor struct {
 	finished  map[messages.MsgID]bool
 
 	stopping  bool          // restarting or stopping: no new children
+	suspended bool          // the operator stopped deliveries (mail stays queued)
 	draining  bool          // no new job starts
 	drainDone chan struct{} // closed when draining and nothing is in flight
 }
@@ -130,6 +131,14 @@ func (q *queueActor) Receive(ctx actor.Context) {
 		}
 	case *held:
 		q.onHeld(ctx, m)
+	case *retryNow:
+		q.onRetry(ctx, m)
+	case *cancelRcpts:
+		q.onCancel(ctx, m)
+	case *suspendQueue:
+		q.suspended = m.on
+		q.deps.Logger.Warn("queue suspension changed by the operator", "queue", q.name, "suspended", m.on)
+		q.pump(ctx)
 	case *messages.DestinationIdle:
 		q.onIdle(ctx, m.Dest)
 	case *actor.Terminated:
@@ -351,7 +360,7 @@ func (q *queueActor) failLocal(ctx actor.Context, m *qmsg, i uint32, reply messa
 // pump sends ready jobs to destinations, round robin, within the queue's
 // concurrency and each destination's credit.
 func (q *queueActor) pump(ctx actor.Context) {
-	for !q.draining && !q.stopping && q.inFlight < q.cfg.Concurrency && len(q.readyDests) > 0 {
+	for !q.draining && !q.stopping && !q.suspended && q.inFlight < q.cfg.Concurrency && len(q.readyDests) > 0 {
 		sentAny := false
 		kept := q.readyDests[:0]
 		for _, d := range q.readyDests {

@@ -67,6 +67,14 @@ func (r *rootActor) Receive(ctx actor.Context) {
 		}
 	case *reload:
 		r.startReload(ctx, m.queue)
+	case *retryNow, *cancelRcpts:
+		for _, pid := range r.queues {
+			ctx.Send(pid, m)
+		}
+	case *suspendTo:
+		if pid := r.queues[m.queue]; pid != nil {
+			ctx.Send(pid, m.msg)
+		}
 	case *move:
 		r.send(ctx, m.queue, &messages.QueueWork{Env: m.env, Rcpts: m.rcpts, Shared: true})
 	case *respawn:

@@ -1,9 +1,11 @@
-// Package admin is the read-only part of mtad's management API: JSON over
-// HTTP that lists the queued messages with filters and pagination, shows
-// one message with every recipient's state, and summarises the queue.
+// Package admin is mtad's management API: JSON over HTTP that lists the
+// queued messages with filters and pagination, shows one message with
+// every recipient's state, and summarises the queue; and, through a
+// Control, retries and cancels messages and suspends and resumes queues.
 //
 // It reads the journal and nothing else, so what it reports is what
-// survives a restart. It does no authentication: the caller mounts it
+// survives a restart; it changes nothing itself but asks the Control. It
+// does no authentication: the caller mounts it
 // behind the management listener's bearer token. Every error is answered
 // as {"error": "..."} with a status code; a bad query parameter is a 400
 // whose text names the parameter.
@@ -37,24 +39,45 @@ var errStop = errors.New("admin: stop")
 
 type handler struct {
 	src Source
+	ctl Control // nil: the write endpoints answer 501
 	now func() time.Time
 }
 
-// Handler serves the API under /api/v1/.
-func Handler(src Source) http.Handler {
-	return newHandler(src, time.Now)
+// Handler serves the API under /api/v1/. With a nil ctl the write
+// endpoints answer 501.
+func Handler(src Source, ctl Control) http.Handler {
+	return newHandler(src, ctl, time.Now)
 }
 
-func newHandler(src Source, now func() time.Time) http.Handler {
-	h := &handler{src: src, now: now}
+// newHandler registers every endpoint without a method, and allow answers
+// 405 for the wrong one: with methods in the patterns, GET
+// /api/v1/messages/{id} would take GET /api/v1/messages/retry.
+func newHandler(src Source, ctl Control, now func() time.Time) http.Handler {
+	h := &handler{src: src, ctl: ctl, now: now}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /api/v1/messages", h.list)
-	mux.HandleFunc("GET /api/v1/messages/{id}", h.show)
-	mux.HandleFunc("GET /api/v1/summary", h.summary)
+	mux.HandleFunc("/api/v1/messages", allow(http.MethodGet, h.list))
+	mux.HandleFunc("/api/v1/messages/{id}", allow(http.MethodGet, h.show))
+	mux.HandleFunc("/api/v1/summary", allow(http.MethodGet, h.summary))
+	mux.HandleFunc("/api/v1/messages/retry", allow(http.MethodPost, h.retry))
+	mux.HandleFunc("/api/v1/messages/cancel", allow(http.MethodPost, h.cancel))
+	mux.HandleFunc("/api/v1/queues/{name}/suspend", allow(http.MethodPost, h.suspend(true)))
+	mux.HandleFunc("/api/v1/queues/{name}/resume", allow(http.MethodPost, h.suspend(false)))
 	mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path))
 	})
 	return mux
+}
+
+// allow answers 405 to any method but method (and HEAD, for GET).
+func allow(method string, next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != method && (method != http.MethodGet || r.Method != http.MethodHead) {
+			w.Header().Set("Allow", method)
+			writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s %s: use %s", r.Method, r.URL.Path, method))
+			return
+		}
+		next(w, r)
+	}
 }
 
 // list answers GET /api/v1/messages.

@@ -94,7 +94,7 @@ func ids(ms []Message) string {
 }
 
 func TestListFilters(t *testing.T) {
-	h := Handler(fixture())
+	h := Handler(fixture(), nil)
 	at := func(d time.Duration) string { return t0.Add(d).Format(time.RFC3339) }
 	tests := []struct {
 		query string
@@ -137,7 +137,7 @@ func TestListFilters(t *testing.T) {
 // A list shows the recipients that matched, and counts them all.
 func TestListRecipients(t *testing.T) {
 	var resp ListResponse
-	get(t, Handler(fixture()), "/api/v1/messages?domain=one.test", &resp)
+	get(t, Handler(fixture(), nil), "/api/v1/messages?domain=one.test", &resp)
 	if len(resp.Messages) != 2 {
 		t.Fatalf("got %d messages", len(resp.Messages))
 	}
@@ -161,7 +161,7 @@ func TestListPagination(t *testing.T) {
 	for i := range 250 {
 		src.envs = append(src.envs, env(messages.MsgID(10*(i+1)), "s@s.test", 0, pending(fmt.Sprintf("r%d@d.test", i), "default", 0)))
 	}
-	h := Handler(src)
+	h := Handler(src, nil)
 	seen := map[string]bool{}
 	var sizes []int
 	cursor := ""
@@ -201,7 +201,7 @@ func TestShow(t *testing.T) {
 	src := fixture()
 	src.envs[1].Rcpts[1].Notify = messages.NotifyFailure | messages.NotifyDelay
 	src.envs[1].EnvID = "env-2"
-	h := Handler(src)
+	h := Handler(src, nil)
 	var m Message
 	if code := get(t, h, "/api/v1/messages/0000000000000002", &m); code != 200 {
 		t.Fatalf("status %d", code)
@@ -223,7 +223,7 @@ func TestShow(t *testing.T) {
 }
 
 func TestSummary(t *testing.T) {
-	h := newHandler(fixture(), func() time.Time { return t0 })
+	h := newHandler(fixture(), nil, func() time.Time { return t0 })
 	var s Summary
 	if code := get(t, h, "/api/v1/summary", &s); code != 200 {
 		t.Fatalf("status %d", code)
@@ -256,7 +256,7 @@ func TestSummaryTopDomains(t *testing.T) {
 }
 
 func TestBadParameters(t *testing.T) {
-	h := Handler(fixture())
+	h := Handler(fixture(), nil)
 	for _, tt := range []struct{ query, param string }{
 		{"limit=0", "limit"},
 		{"limit=1001", "limit"},

@@ -102,7 +102,7 @@ func parseLimit(f *filter, v string) error {
 // match returns the recipients of env that match f, or nil when env does
 // not match.
 func (f *filter) match(env *messages.Envelope) []messages.Recipient {
-	if f.sender != nil && strings.ToLower(env.From) != *f.sender {
+	if !f.matchSender(env) {
 		return nil
 	}
 	var out []messages.Recipient
@@ -112,6 +112,17 @@ func (f *filter) match(env *messages.Envelope) []messages.Recipient {
 		}
 	}
 	return out
+}
+
+// matchSender applies the message-level filter.
+func (f *filter) matchSender(env *messages.Envelope) bool {
+	return f.sender == nil || strings.ToLower(env.From) == *f.sender
+}
+
+// selects reports whether f filters at all, paging aside.
+func (f *filter) selects() bool {
+	return f.sender != nil || f.rcpt != "" || f.domain != "" || f.queue != "" || f.status != nil ||
+		!f.dueBefore.IsZero() || !f.dueAfter.IsZero()
 }
 
 // matchRcpt applies the recipient-level filters. The due window applies to

@@ -27,7 +27,7 @@ func (s *Server) startManagement() error {
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	mux.Handle("/api/v1/", admin.Handler(s.journal))
+	mux.Handle("/api/v1/", admin.Handler(s.journal, s.control()))
 	s.mgmt = &http.Server{Handler: bearer(m.Token, mux), ReadHeaderTimeout: 10 * time.Second}
 	s.mgmtAddr = l.Addr()
 	go func() {

@@ -3,7 +3,8 @@
 //	mtad serve [--config FILE] [--data-dir DIR] [--listen ADDR] [--relay HOST:PORT]
 //	mtad config default        print the embedded default configuration
 //	mtad config check FILE     validate a configuration file
-//	mtad queue list|show|summary  read the queue through the management API
+//	mtad queue list|show|summary|retry|cancel|suspend|resume
+//	                           read and steer the queue through the management API
 //
 // It only wires: flags, configuration, logger, the node (package server) and
 // signals.
@@ -28,7 +29,7 @@ const usage = `usage:
   mtad serve [--config FILE] [--data-dir DIR] [--listen ADDR] [--relay HOST:PORT]
   mtad config default
   mtad config check FILE
-  mtad queue list|show|summary [--api URL] [--token TOKEN] [--json]   (mtad queue for details)
+  mtad queue list|show|summary|retry|cancel|suspend|resume [--api URL] [--token TOKEN] [--json]   (mtad queue for details)
 `
 
 func main() {

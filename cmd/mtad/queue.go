@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -28,10 +29,17 @@ const queueUsage = `usage:
                   [--due-before T] [--due-after T] [--limit N] [--cursor ID] [--json]
   mtad queue show ID [--json]
   mtad queue summary [--json]
+  mtad queue retry [ID...] [--queue Q] [--sender S] [--rcpt R] [--domain D] [--status S] [--due-before T] [--due-after T] [--json]
+  mtad queue cancel [ID...] [--rcpt R] [--queue Q] [--sender S] [--domain D] [--status S] [--due-before T] [--due-after T] [--json]
+  mtad queue suspend QUEUE [--json]
+  mtad queue resume QUEUE [--json]
+retry and cancel act on the messages given by id or, without ids, on every message the filters match;
+cancel fails the pending recipients (only R with --rcpt) and needs ids or a filter.
 common flags: --api URL (default $MTAD_API or ` + defaultAPI + `), --token TOKEN (default $MTAD_TOKEN)
 `
 
-// queueCmd runs "mtad queue list|show|summary" against the management API.
+// queueCmd runs "mtad queue list|show|summary|retry|cancel|suspend|resume"
+// against the management API.
 func queueCmd(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, queueUsage)
@@ -39,6 +47,7 @@ func queueCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	cmds := map[string]func(*queueFlags, []string, io.Writer) error{
 		"list": queueList, "show": queueShow, "summary": queueSummary,
+		"retry": queueRetry, "cancel": queueCancel, "suspend": queueSuspend(true), "resume": queueSuspend(false),
 	}
 	cmd, ok := cmds[args[0]]
 	if !ok {
@@ -66,14 +75,33 @@ func queueCmd(args []string, stdout, stderr io.Writer) int {
 
 var errUsage = errors.New("bad arguments")
 
-// queueFlags are the flags of every queue command; list's filters are
-// only defined for list.
+// queueFlags are the flags of every queue command; the filters are only
+// defined for list, retry and cancel, and rcpt, for cancel, is the
+// recipient to cancel.
 type queueFlags struct {
 	fs      *flag.FlagSet
 	api     *string
 	token   *string
 	json    *bool
 	filters map[string]*string // query parameter -> value
+	rcpt    *string
+}
+
+// filterFlags are list's filters; retry and cancel take those that do not
+// page.
+var filterFlags = []struct {
+	flag, param, help string
+	paging            bool
+}{
+	{"queue", "queue", "only recipients in this virtual queue", false},
+	{"sender", "sender", "only messages from this sender (<> for bounces)", false},
+	{"rcpt", "rcpt", "only this recipient", false},
+	{"domain", "domain", "only recipients in this domain", false},
+	{"status", "status", "pending, delivered or failed", false},
+	{"due-before", "due_before", "only recipients due before this RFC 3339 time", false},
+	{"due-after", "due_after", "only recipients due after this RFC 3339 time", false},
+	{"limit", "limit", "messages per page (at most 1000; default 100)", true},
+	{"cursor", "cursor", "start after this message id (the next_cursor of the previous page)", true},
 }
 
 func newQueueFlags(name string, stderr io.Writer) *queueFlags {
@@ -90,22 +118,29 @@ func newQueueFlags(name string, stderr io.Writer) *queueFlags {
 		json:    fs.Bool("json", false, "print the API's JSON instead of a table"),
 		filters: map[string]*string{},
 	}
-	if name == "list" {
-		for _, f := range []struct{ flag, param, help string }{
-			{"queue", "queue", "only recipients in this virtual queue"},
-			{"sender", "sender", "only messages from this sender (<> for bounces)"},
-			{"rcpt", "rcpt", "only this recipient"},
-			{"domain", "domain", "only recipients in this domain"},
-			{"status", "status", "pending, delivered or failed"},
-			{"due-before", "due_before", "only recipients due before this RFC 3339 time"},
-			{"due-after", "due_after", "only recipients due after this RFC 3339 time"},
-			{"limit", "limit", "messages per page (at most 1000; default 100)"},
-			{"cursor", "cursor", "start after this message id (the next_cursor of the previous page)"},
-		} {
+	if name == "cancel" {
+		qf.rcpt = fs.String("rcpt", "", "cancel only this recipient (without ids, of every message that has it pending)")
+	}
+	for _, f := range filterFlags {
+		switch {
+		case name == "list",
+			name == "retry" && !f.paging,
+			name == "cancel" && !f.paging && f.param != "rcpt":
 			qf.filters[f.param] = fs.String(f.flag, "", f.help)
 		}
 	}
 	return qf
+}
+
+// query returns the filters that are set as query parameters.
+func (qf *queueFlags) query() url.Values {
+	q := url.Values{}
+	for param, v := range qf.filters {
+		if *v != "" {
+			q.Set(param, *v)
+		}
+	}
+	return q
 }
 
 // parseInterspersed parses flags that may come before or after the
@@ -128,14 +163,8 @@ func queueList(qf *queueFlags, pos []string, stdout io.Writer) error {
 	if len(pos) != 0 {
 		return fmt.Errorf("queue list takes no arguments: %w", errUsage)
 	}
-	q := url.Values{}
-	for param, v := range qf.filters {
-		if *v != "" {
-			q.Set(param, *v)
-		}
-	}
 	var resp admin.ListResponse
-	raw, err := qf.client().get("/api/v1/messages", q, &resp)
+	raw, err := qf.client().get("/api/v1/messages", qf.query(), &resp)
 	if err != nil || *qf.json {
 		return printRaw(stdout, raw, err)
 	}
@@ -166,6 +195,72 @@ func queueSummary(qf *queueFlags, pos []string, stdout io.Writer) error {
 	return printSummary(stdout, &s)
 }
 
+func queueRetry(qf *queueFlags, ids []string, stdout io.Writer) error {
+	q := qf.query()
+	if len(ids) > 0 && len(q) > 0 {
+		return fmt.Errorf("give message ids or filters, not both: %w", errUsage)
+	}
+	var sel admin.Selected
+	raw, err := qf.client().post("/api/v1/messages/retry", q, admin.SelectRequest{IDs: ids}, &sel)
+	if err != nil || *qf.json {
+		return printRaw(stdout, raw, err)
+	}
+	_, err = fmt.Fprintf(stdout, "%s scheduled for retry\n", count(sel.Matched, "message"))
+	return err
+}
+
+// queueCancel refuses, as the API does, to cancel without ids or a
+// filter. Without ids, --rcpt is a filter too.
+func queueCancel(qf *queueFlags, ids []string, stdout io.Writer) error {
+	q := qf.query()
+	if len(ids) > 0 && len(q) > 0 {
+		return fmt.Errorf("give message ids or filters, not both (--rcpt goes with either): %w", errUsage)
+	}
+	if len(ids) == 0 && *qf.rcpt != "" {
+		q.Set("rcpt", *qf.rcpt)
+	}
+	if len(ids) == 0 && len(q) == 0 {
+		return fmt.Errorf("refusing to cancel every message in the queue: give message ids or a filter such as --queue, --domain or --rcpt: %w", errUsage)
+	}
+	var sel admin.Selected
+	raw, err := qf.client().post("/api/v1/messages/cancel", q, admin.SelectRequest{IDs: ids, Rcpt: *qf.rcpt}, &sel)
+	if err != nil || *qf.json {
+		return printRaw(stdout, raw, err)
+	}
+	fmt.Fprintf(stdout, "%s cancelled\n", count(sel.Matched, "message"))
+	if sel.Skipped > 0 {
+		fmt.Fprintf(stdout, "%s left alone: the filters match only some of their pending recipients (cancel those by id, with --rcpt for one recipient)\n",
+			count(sel.Skipped, "message"))
+	}
+	return nil
+}
+
+func queueSuspend(suspend bool) func(*queueFlags, []string, io.Writer) error {
+	verb, done := "resume", "resumed"
+	if suspend {
+		verb, done = "suspend", "suspended: its mail stays queued and keeps its expiry"
+	}
+	return func(qf *queueFlags, pos []string, stdout io.Writer) error {
+		if len(pos) != 1 {
+			return fmt.Errorf("queue %s takes one queue name: %w", verb, errUsage)
+		}
+		var st admin.QueueState
+		raw, err := qf.client().post("/api/v1/queues/"+url.PathEscape(pos[0])+"/"+verb, nil, nil, &st)
+		if err != nil || *qf.json {
+			return printRaw(stdout, raw, err)
+		}
+		_, err = fmt.Fprintf(stdout, "queue %s %s\n", st.Queue, done)
+		return err
+	}
+}
+
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
 func printRaw(w io.Writer, raw []byte, err error) error {
 	if err != nil {
 		return err
@@ -182,7 +277,7 @@ func (qf *queueFlags) client() *apiClient {
 	return &apiClient{base: base, token: *qf.token, http: &http.Client{Timeout: 30 * time.Second}}
 }
 
-// apiClient reads the management API.
+// apiClient speaks to the management API.
 type apiClient struct {
 	base  string
 	token string
@@ -192,13 +287,33 @@ type apiClient struct {
 // get fetches path, decodes a 200 into out and returns the raw body. Its
 // errors tell the operator what to do.
 func (c *apiClient) get(path string, q url.Values, out any) ([]byte, error) {
+	return c.do(http.MethodGet, path, q, nil, out)
+}
+
+// post sends in (nothing when nil) as JSON, and answers as get does.
+func (c *apiClient) post(path string, q url.Values, in, out any) ([]byte, error) {
+	return c.do(http.MethodPost, path, q, in, out)
+}
+
+func (c *apiClient) do(method, path string, q url.Values, in, out any) ([]byte, error) {
 	u := c.base + path
 	if len(q) > 0 {
 		u += "?" + q.Encode()
 	}
-	req, err := http.NewRequest(http.MethodGet, u, nil)
+	var rd io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return nil, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, u, rd)
 	if err != nil {
 		return nil, fmt.Errorf("--api %q: %w", c.base, err)
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
@@ -245,6 +360,8 @@ func (c *apiClient) refused(resp *http.Response, body []byte) error {
 		return fmt.Errorf("%s (404)", e.Error)
 	case http.StatusBadRequest:
 		return fmt.Errorf("the API refused the request: %s", e.Error)
+	case http.StatusNotImplemented:
+		return fmt.Errorf("the mtad at %s cannot change the queue: %s (501)", c.base, e.Error)
 	}
 	return fmt.Errorf("%s from %s: %s", resp.Status, c.base, e.Error)
 }

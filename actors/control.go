@@ -1,0 +1,106 @@
+package actors
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/mtad/mtad/messages"
+)
+
+// Operator controls, sent from the management API through root to the
+// queue actors. They act on what a queue holds now: recipients in flight
+// are not touched (a retry would duplicate them; a cancel comes too late).
+type (
+	retryNow    struct{ ids map[messages.MsgID]bool }
+	cancelRcpts struct {
+		ids  map[messages.MsgID]bool
+		rcpt string // "" for every pending recipient
+	}
+	suspendQueue struct{ on bool }
+)
+
+// cancelReply is what a cancelled recipient fails with.
+var cancelReply = messages.Reply{Code: 550, Enhanced: "5.0.0", Text: "cancelled by the operator", Class: "cancel"}
+
+// Retry makes every pending recipient of the messages due now.
+func (e *Engine) Retry(ids []messages.MsgID) {
+	e.system.Root.Send(e.root, &retryNow{ids: idSet(ids)})
+}
+
+// Cancel fails the pending recipients of the messages (only rcpt when it
+// is not ""), as the operator's decision; DSNs follow NOTIFY.
+func (e *Engine) Cancel(ids []messages.MsgID, rcpt string) {
+	e.system.Root.Send(e.root, &cancelRcpts{ids: idSet(ids), rcpt: strings.ToLower(rcpt)})
+}
+
+// SuspendQueue stops (or resumes) a virtual queue's deliveries; its mail
+// stays queued and keeps its expiry.
+func (e *Engine) SuspendQueue(name string, on bool) error {
+	if _, ok := e.deps.Config.Queue.Virtual[name]; !ok {
+		return fmt.Errorf("no virtual queue %q", name)
+	}
+	e.system.Root.Send(e.root, &suspendTo{queue: name, msg: &suspendQueue{on: on}})
+	return nil
+}
+
+type suspendTo struct {
+	queue string
+	msg   *suspendQueue
+}
+
+func idSet(ids []messages.MsgID) map[messages.MsgID]bool {
+	m := make(map[messages.MsgID]bool, len(ids))
+	for _, id := range ids {
+		m[id] = true
+	}
+	return m
+}
+
+// onRetry makes the pending recipients of the messages due now.
+func (q *queueActor) onRetry(ctx actor.Context, r *retryNow) {
+	now := time.Now()
+	for id := range r.ids {
+		m := q.msgs[id]
+		if m == nil {
+			continue
+		}
+		for _, i := range m.mine {
+			rc := &m.env.Rcpts[i]
+			if !rc.Status.Final() && !m.busy[i] {
+				rc.NextAttempt = now
+			}
+		}
+		q.schedule(ctx, m, now)
+	}
+	q.pump(ctx)
+	q.armTimer(ctx)
+}
+
+// onCancel fails the selected pending recipients, through the same path as
+// a permanent reply (journal, DSN, delivery log).
+func (q *queueActor) onCancel(ctx actor.Context, c *cancelRcpts) {
+	for id := range c.ids {
+		m := q.msgs[id]
+		if m == nil {
+			continue
+		}
+		q.seq++
+		j := newJob(q.seq, q.name, "", m.env)
+		var replies []messages.Reply
+		for _, i := range m.mine {
+			rc := &m.env.Rcpts[i]
+			if rc.Status.Final() || m.busy[i] || (c.rcpt != "" && strings.ToLower(rc.Addr) != c.rcpt) {
+				continue
+			}
+			m.busy[i] = true
+			j.Rcpts = append(j.Rcpts, messages.JobRcpt{Index: rc.Index, Addr: rc.Addr})
+			replies = append(replies, cancelReply)
+		}
+		if len(j.Rcpts) > 0 {
+			q.apply(ctx, m, &messages.JobResult{Job: j, Replies: replies})
+		}
+	}
+}
