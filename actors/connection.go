@@ -108,6 +108,10 @@ type (
 		closing bool // the session is over; the destination stops the actor
 	}
 	connClose struct{}
+	// connEnded: the session is closed (QUIT answered or timed out); the
+	// destination counted it until now, so a cap holds at the server too.
+	connEnded struct{ pid *actor.PID }
+	quitDone  struct{}
 	dialed    struct {
 		ok                bool
 		reply             messages.Reply
@@ -140,8 +144,9 @@ func (c *connectionActor) Receive(ctx actor.Context) {
 	case *delivered:
 		c.onDelivered(ctx, m)
 	case *connClose:
-		c.close()
-		ctx.Stop(ctx.Self())
+		c.closeThenReport(ctx)
+	case *quitDone:
+		ctx.Send(ctx.Parent(), &connEnded{pid: ctx.Self()})
 	case *actor.Stopping:
 		c.cancel()
 		if conn := c.box.stop(); conn != nil {
@@ -397,9 +402,24 @@ func (c *connectionActor) onDelivered(ctx actor.Context, m *delivered) {
 		ctx.Send(ctx.Parent(), &connUp{pid: ctx.Self(), host: c.host, ip: c.ip, localIP: c.localIP})
 		return
 	}
-	// The destination stops this actor when it has read connDone: a
-	// Terminated (a system message, read first) must not overtake it.
-	c.close()
+	// The destination stops this actor once the session has ended: a
+	// Terminated (a system message, read first) must not overtake connDone.
+	c.closeThenReport(ctx)
+}
+
+// closeThenReport says QUIT off the mailbox and reports connEnded when the
+// session is closed.
+func (c *connectionActor) closeThenReport(ctx actor.Context) {
+	conn := c.box.take()
+	if conn == nil {
+		ctx.Send(ctx.Parent(), &connEnded{pid: ctx.Self()})
+		return
+	}
+	self, sys := ctx.Self(), ctx.ActorSystem().Root
+	go func() {
+		_ = conn.Close() // bounded by the QUIT timeout
+		sys.Send(self, &quitDone{})
+	}()
 }
 
 // close says QUIT off the mailbox; the session is not used again.

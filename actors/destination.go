@@ -108,6 +108,8 @@ func (d *destinationActor) Receive(ctx actor.Context) {
 		d.onTerminated(ctx, m.Who)
 	case *connGone:
 		d.onConnGone(ctx, m.pid)
+	case *connEnded:
+		d.onConnEnded(ctx, m.pid)
 	case *wake:
 		d.holdArmed = false
 		d.dispatch(ctx)
@@ -416,10 +418,18 @@ func (d *destinationActor) onConnDone(ctx actor.Context, m *connDone) {
 	d.shapeResult(ctx, m.result)
 	ctx.Send(ctx.Parent(), m.result)
 	if m.closing {
-		d.dropConn(m.pid.Id)
-		ctx.Stop(m.pid)
-		d.dispatch(ctx)
+		c.idle = false // it says QUIT now; connEnded frees its place
 	}
+}
+
+// onConnEnded forgets a connection whose session has closed.
+func (d *destinationActor) onConnEnded(ctx actor.Context, pid *actor.PID) {
+	if d.conns[pid.Id] == nil {
+		return
+	}
+	d.dropConn(pid.Id)
+	ctx.Stop(pid)
+	d.dispatch(ctx)
 }
 
 // onTerminated: a connection actor the destination did not stop has
@@ -476,13 +486,13 @@ func (d *destinationActor) onIdleTick(ctx actor.Context, t *idleTick) {
 	}
 	d.idleArmed = false
 	idle := 0
-	for id, c := range d.conns {
+	for _, c := range d.conns {
 		if !c.idle {
 			continue
 		}
 		if time.Since(c.idleSince) >= d.qcfg.IdleTimeout {
+			c.idle = false // closing: connEnded frees its place
 			ctx.Send(c.pid, &connClose{})
-			d.dropConn(id)
 			continue
 		}
 		idle++

@@ -9,6 +9,7 @@ import (
 	"github.com/mtad/mtad/deliverylog"
 	"github.com/mtad/mtad/dsn"
 	"github.com/mtad/mtad/messages"
+	"github.com/mtad/mtad/metrics"
 )
 
 // queueActor owns one virtual queue: the recipients placed in it, when each
@@ -169,12 +170,18 @@ func (q *queueActor) add(ctx actor.Context, w *messages.QueueWork) {
 	}
 	m := &qmsg{env: w.Env, mine: w.Rcpts, shared: w.Shared, busy: make([]bool, len(w.Env.Rcpts))}
 	q.msgs[w.Env.ID] = m
+	q.gauge()
 	if w.Env.Arrival.IsZero() {
 		w.Env.Arrival = time.Now()
 	}
 	q.schedule(ctx, m, time.Now())
 	q.pump(ctx)
 	q.armTimer(ctx)
+}
+
+// gauge publishes how many messages the queue holds.
+func (q *queueActor) gauge() {
+	metrics.QueueMessages.WithLabelValues(q.name).Set(float64(len(q.msgs)))
 }
 
 // merge adds recipients of a message the queue already holds: moved here

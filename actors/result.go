@@ -244,6 +244,7 @@ func (q *queueActor) onPersisted(ctx actor.Context, p *persisted) {
 	if p.done || allFinal(m) {
 		if q.msgs[m.env.ID] == m {
 			delete(q.msgs, m.env.ID)
+			q.gauge()
 		}
 		if q.finished != nil {
 			q.finished[m.env.ID] = true

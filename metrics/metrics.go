@@ -42,6 +42,12 @@ var (
 		Help: "Times a destination held its ready work back under a limit or a suspension, by reason (rate, concurrency, suspended).",
 	}, []string{"reason"})
 
+	// QueueMessages is the messages a virtual queue holds.
+	QueueMessages = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "mtad_queue_messages",
+		Help: "Messages with pending recipients held by a virtual queue.",
+	}, []string{"queue"})
+
 	// JournalCommit observes synced journal commits.
 	JournalCommit = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "mtad_journal_commit_seconds",
@@ -51,7 +57,7 @@ var (
 )
 
 func init() {
-	Registry.MustRegister(Events, DeliveryLatency, Connections, Held, JournalCommit,
+	Registry.MustRegister(Events, DeliveryLatency, Connections, Held, JournalCommit, QueueMessages,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 }
 

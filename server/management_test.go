@@ -57,6 +57,9 @@ token = "s3cret"
 	if delivered < 1 {
 		t.Errorf("mtad_events_total{event=delivered,queue=default} = %v, want at least 1", delivered)
 	}
+	if families["mtad_queue_messages"] == nil {
+		t.Error("no mtad_queue_messages gauge")
+	}
 	for _, name := range []string{"mtad_journal_commit_seconds", "mtad_accept_to_delivered_seconds"} {
 		f := families[name]
 		if f == nil || len(f.GetMetric()) == 0 || f.GetMetric()[0].GetHistogram().GetSampleCount() == 0 {
