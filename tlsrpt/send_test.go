@@ -59,7 +59,9 @@ func (c *collector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case <-r.Context().Done():
 		case <-c.release:
 		}
-		return
+		// Never answer: a 200 written on the way out could reach a client
+		// still waiting and pass for a delivered report.
+		panic(http.ErrAbortHandler)
 	case r.Method != http.MethodPost || r.Header.Get("Content-Type") != "application/tlsrpt+gzip":
 		http.Error(w, "bad request", http.StatusBadRequest)
 		return
