@@ -2,7 +2,6 @@ package actors
 
 import (
 	"log/slog"
-	"time"
 
 	"github.com/mtad/mtad/config"
 	"github.com/mtad/mtad/expression"
@@ -44,13 +43,7 @@ func placeRecipient(cfg *config.Config, log *slog.Logger, env *messages.Envelope
 
 // envFor builds the expression context for one recipient.
 func envFor(env *messages.Envelope, rc *messages.Recipient, queue string) expression.Env {
-	return expression.Env{
-		Rcpt: rc.Addr, RcptDomain: messages.Domain(rc.Addr),
-		Sender: env.From, SenderDomain: messages.Domain(env.From),
-		Recipients: len(env.Rcpts), Priority: env.Priority, Size: env.Size,
-		RetryNum: rc.Attempts, NotifyNum: rc.NotifyNum, QueueName: queue,
-		LastError: rc.LastReply.Class, LastStatus: rc.LastReply.Code,
-		Source: env.Source, ReceivedFrom: env.ReceivedFromIP,
-		QueueAge: int64(time.Since(env.Arrival) / time.Second),
-	}
+	e := expression.For(env, rc)
+	e.QueueName = queue
+	return e
 }

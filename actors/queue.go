@@ -215,6 +215,7 @@ func (q *queueActor) merge(ctx actor.Context, m *qmsg, w *messages.QueueWork) {
 func (q *queueActor) schedule(ctx actor.Context, m *qmsg, now time.Time) {
 	var next time.Time
 	var due, expired, delayed []uint32
+	var dueExpire []time.Duration // the schedule's expiry of each due recipient
 	later := func(t time.Time) {
 		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
 			next = t
@@ -237,6 +238,7 @@ func (q *queueActor) schedule(ctx actor.Context, m *qmsg, now time.Time) {
 			continue
 		case !rc.NextAttempt.After(now):
 			due = append(due, i)
+			dueExpire = append(dueExpire, s.Expire)
 		default:
 			later(rc.NextAttempt)
 		}
@@ -249,7 +251,7 @@ func (q *queueActor) schedule(ctx actor.Context, m *qmsg, now time.Time) {
 		q.notifyDelay(ctx, m, delayed)
 	}
 	if len(due) > 0 && !q.draining {
-		q.makeJobs(ctx, m, due)
+		q.makeJobs(ctx, m, due, dueExpire)
 	}
 	if !next.IsZero() && (m.scheduled.IsZero() || next.Before(m.scheduled)) {
 		m.scheduled = next
@@ -274,12 +276,13 @@ func (q *queueActor) notifyDelay(ctx actor.Context, m *qmsg, idx []uint32) {
 const requireTLSKey = "+requiretls"
 
 // makeJobs groups due recipients by destination, one job per destination.
-func (q *queueActor) makeJobs(ctx actor.Context, m *qmsg, due []uint32) {
+// expire[k] is the expiry of due[k]'s schedule (already evaluated).
+func (q *queueActor) makeJobs(ctx actor.Context, m *qmsg, due []uint32, expire []time.Duration) {
 	jobs := map[string]*messages.Job{}
 	var order []*messages.Job
-	for _, i := range due {
+	for k, i := range due {
 		rc := &m.env.Rcpts[i]
-		key, route, domain, reply := q.destination(m.env, rc)
+		key, route, domain, reply := q.destination(m.env, rc, expire[k])
 		m.busy[i] = true
 		if key == "" {
 			q.failLocal(ctx, m, i, reply)
@@ -320,11 +323,11 @@ func newJob(seq uint64, queue, key string, env *messages.Envelope) *messages.Job
 
 // destination evaluates the route strategy for a recipient and names its
 // destination. An empty key comes with the reply to fail the attempt with.
-func (q *queueActor) destination(env *messages.Envelope, rc *messages.Recipient) (key, route, domain string, reply messages.Reply) {
+func (q *queueActor) destination(env *messages.Envelope, rc *messages.Recipient, expire time.Duration) (key, route, domain string, reply messages.Reply) {
 	cfg := q.deps.Config
 	e := envFor(env, rc, q.name)
-	if s := q.scheduleOf(env, rc); s.Expire > 0 {
-		e.ExpiresIn = int64(time.Until(env.Arrival.Add(s.Expire)) / time.Second)
+	if expire > 0 {
+		e.ExpiresIn = int64(time.Until(env.Arrival.Add(expire)) / time.Second)
 	}
 	route, err := cfg.Queue.Strategy.Route.Eval(&e)
 	if err != nil {

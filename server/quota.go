@@ -34,11 +34,7 @@ func quotaMatch(p *expression.Predicate) func(*messages.Envelope, *messages.Reci
 		return nil
 	}
 	return func(env *messages.Envelope, rc *messages.Recipient) bool {
-		e := expression.Env{Sender: env.From, SenderDomain: messages.Domain(env.From), Recipients: len(env.Rcpts),
-			Priority: env.Priority, Size: env.Size, Source: env.Source, ReceivedFrom: env.ReceivedFromIP}
-		if rc != nil {
-			e.Rcpt, e.RcptDomain = rc.Addr, messages.Domain(rc.Addr)
-		}
+		e := expression.For(env, rc)
 		ok, err := p.Eval(&e)
 		return ok || err != nil
 	}
