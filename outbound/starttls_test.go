@@ -2,15 +2,9 @@ package outbound
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
-	"math/big"
-	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -18,69 +12,27 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/mtad/mtad/internal/testpki"
 	"github.com/mtad/mtad/messages"
 )
 
-// testCA is a certificate authority for the TLS tests.
+// testCA is the test certificate authority of internal/testpki, with the
+// names these tests use.
 type testCA struct {
+	pki   *testpki.CA
 	roots *x509.CertPool
-	cert  *x509.Certificate
-	key   *ecdsa.PrivateKey
-	next  int64 // serial number
 }
 
 func newTestCA(t *testing.T) *testCA {
 	t.Helper()
-	key := newKey(t)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "mtad test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true, IsCA: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AddCert(cert)
-	return &testCA{roots: roots, cert: cert, key: key, next: 2}
+	ca := testpki.NewCA(t)
+	return &testCA{pki: ca, roots: ca.Pool}
 }
 
 // issue makes a server certificate for names, DNS names or IP addresses.
 func (ca *testCA) issue(t *testing.T, names ...string) tls.Certificate {
 	t.Helper()
-	key := newKey(t)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(ca.next), Subject: pkix.Name{CommonName: names[0]},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	ca.next++
-	for _, n := range names {
-		if ip := net.ParseIP(n); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else {
-			tmpl.DNSNames = append(tmpl.DNSNames, n)
-		}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-}
-
-func newKey(t *testing.T) *ecdsa.PrivateKey {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return key
+	return ca.pki.Issue(names...)
 }
 
 // tlsFixture holds the certificates of the STARTTLS tests: mx is signed
