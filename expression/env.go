@@ -15,6 +15,7 @@ func For(env *messages.Envelope, rc *messages.Recipient) Env {
 		Recipients: len(env.Rcpts), Priority: env.Priority, Size: env.Size,
 		Source: env.Source, ReceivedFrom: env.ReceivedFromIP,
 		QueueAge: int64(time.Since(env.Arrival) / time.Second),
+		Metadata: env.Metadata, Tenant: env.Metadata["tenant"], Campaign: env.Metadata["campaign"],
 	}
 	if rc != nil {
 		e.Rcpt, e.RcptDomain = rc.Addr, messages.Domain(rc.Addr)

@@ -40,6 +40,12 @@ type Env struct {
 	MX           string `expr:"mx"`
 	RemoteIP     string `expr:"remote_ip"`
 	LocalIP      string `expr:"local_ip"`
+
+	// What an HTTP injection attached: metadata["key"] is "" when absent;
+	// tenant and campaign are metadata["tenant"] and metadata["campaign"].
+	Metadata map[string]string `expr:"metadata"`
+	Tenant   string            `expr:"tenant"`
+	Campaign string            `expr:"campaign"`
 }
 
 // Funcs are the functions expressions may call besides expr's builtins.

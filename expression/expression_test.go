@@ -20,6 +20,10 @@ func TestFunctions(t *testing.T) {
 		{`ends_with(rcpt_domain, '.example') ? 'a' : 'b'`, Env{RcptDomain: "x.test"}, "b"},
 		{`lower(sender_domain)`, Env{SenderDomain: "BIG.Test"}, "big.test"},
 		{`retry_num > 3 && last_error == 'tls' ? 'plain' : 'secure'`, Env{RetryNum: 4, LastError: "tls"}, "plain"},
+		{`tenant == 'acme' ? 'acme-pool' : 'shared'`, Env{Tenant: "acme"}, "acme-pool"},
+		{`metadata['campaign'] == 'black-friday' ? 'bulk' : 'tx'`, Env{Metadata: map[string]string{"campaign": "black-friday"}}, "bulk"},
+		{`metadata['campaign'] == '' ? 'none' : 'some'`, Env{}, "none"},
+		{`metadata['other'] == '' ? 'none' : 'some'`, Env{Metadata: map[string]string{"campaign": "x"}}, "none"},
 	}
 	for _, c := range cases {
 		t.Run(c.src, func(t *testing.T) {
@@ -45,9 +49,12 @@ func TestListForm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for env, want := range map[Env]string{{Priority: -1}: "bulk", {Size: 2000000}: "big", {}: "default"} {
-		if got, _ := s.Eval(&env); got != want {
-			t.Errorf("%+v: %q, want %q", env, got, want)
+	for _, c := range []struct {
+		env  Env
+		want string
+	}{{Env{Priority: -1}, "bulk"}, {Env{Size: 2000000}, "big"}, {Env{}, "default"}} {
+		if got, _ := s.Eval(&c.env); got != c.want {
+			t.Errorf("%+v: %q, want %q", c.env, got, c.want)
 		}
 	}
 	names := s.Names()

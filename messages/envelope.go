@@ -91,6 +91,11 @@ type Envelope struct {
 	Helo           string
 	Source         string
 	Priority       int
+
+	// Metadata is what the submitter attached for the operator's
+	// strategies and logs (HTTP injection's tenant, campaign, ...);
+	// expressions read it as metadata["key"]. Nil for SMTP submission.
+	Metadata map[string]string
 }
 
 // Pending reports how many recipients are neither delivered nor failed.

@@ -4,7 +4,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/mtad/mtad/messages"
@@ -26,6 +28,11 @@ import (
 // An mtad older than version 2 refuses a version 2 record (Load names its
 // key): downgrading needs an empty queue.
 //
+// Envelope, version 3: version 2 followed by Metadata: a count(uvarint) of
+// key(string) value(string) pairs in key order. Version 3 is written only
+// for an envelope that has metadata (HTTP injection's tenant, campaign and
+// the like), so mail submitted over SMTP stays readable by a version 2 mtad.
+//
 // Recipient, version 1: Addr(string) Notify(byte) ORcpt(string)
 // Status(byte) Queue(string) Attempts(varint) NextAttempt(time)
 // LastReply.Code(varint) LastReply.Enhanced(string) LastReply.Text(string)
@@ -33,6 +40,7 @@ import (
 const (
 	envelopeV1  byte = 1
 	envelopeV2  byte = 2
+	envelopeV3  byte = 3
 	recipientV1 byte = 1
 )
 
@@ -47,6 +55,9 @@ const (
 const notifyMask = messages.NotifyNever | messages.NotifySuccess |
 	messages.NotifyFailure | messages.NotifyDelay
 
+// maxMetadata bounds the metadata pairs of an envelope record.
+const maxMetadata = 1024
+
 // maxRcpts bounds the recipient count of an envelope record, so that it
 // fits in an int anywhere and an index in the four bytes of a key.
 const maxRcpts = math.MaxInt32
@@ -59,7 +70,11 @@ var (
 // appendEnvelope appends the record of env, without its recipients but
 // with their count, to b.
 func appendEnvelope(b []byte, env *messages.Envelope) []byte {
-	b = append(b, envelopeV2)
+	ver := envelopeV2
+	if len(env.Metadata) > 0 {
+		ver = envelopeV3
+	}
+	b = append(b, ver)
 	b = binary.AppendUvarint(b, uint64(len(env.Rcpts)))
 	b = appendString(b, env.From)
 	b = binary.AppendVarint(b, env.Size)
@@ -72,7 +87,16 @@ func appendEnvelope(b []byte, env *messages.Envelope) []byte {
 	b = appendString(b, env.Helo)
 	b = appendString(b, env.Source)
 	b = binary.AppendVarint(b, int64(env.Priority))
-	return binary.AppendUvarint(b, envelopeFlags(env))
+	b = binary.AppendUvarint(b, envelopeFlags(env))
+	if ver < envelopeV3 {
+		return b
+	}
+	keys := slices.Sorted(maps.Keys(env.Metadata))
+	b = binary.AppendUvarint(b, uint64(len(keys)))
+	for _, k := range keys {
+		b = appendString(appendString(b, k), env.Metadata[k])
+	}
+	return b
 }
 
 func envelopeFlags(env *messages.Envelope) uint64 {
@@ -124,7 +148,7 @@ func appendTime(b []byte, t time.Time) []byte {
 // holds.
 func decodeEnvelope(id messages.MsgID, v []byte) (*messages.Envelope, int, error) {
 	d := decoder{b: v}
-	ver := d.version(envelopeV1, envelopeV2)
+	ver := d.version(envelopeV1, envelopeV3)
 	n := d.uvarint()
 	if d.err == nil && n > maxRcpts {
 		d.fail(fmt.Errorf("recipient count %d out of range", n))
@@ -143,6 +167,9 @@ func decodeEnvelope(id messages.MsgID, v []byte) (*messages.Envelope, int, error
 	env.Priority = d.int()
 	if ver >= envelopeV2 {
 		env.RequireTLS = d.envelopeFlags()&envFlagRequireTLS != 0
+	}
+	if ver >= envelopeV3 {
+		env.Metadata = d.metadata()
 	}
 	if err := d.finish("envelope"); err != nil {
 		return nil, 0, err
@@ -306,6 +333,27 @@ func (d *decoder) time() time.Time {
 		d.fail(fmt.Errorf("bad time tag %d", c))
 	}
 	return time.Time{}
+}
+
+// metadata reads the Metadata field of an envelope record.
+func (d *decoder) metadata() map[string]string {
+	n := d.uvarint()
+	if d.err == nil && (n == 0 || n > maxMetadata) {
+		d.fail(fmt.Errorf("metadata count %d out of range", n))
+	}
+	if d.err != nil {
+		return nil
+	}
+	m := make(map[string]string, n)
+	prev := ""
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		k, v := d.string(), d.string()
+		if d.err == nil && i > 0 && k <= prev {
+			d.fail(fmt.Errorf("metadata key %q out of order", k))
+		}
+		m[k], prev = v, k
+	}
+	return m
 }
 
 // finish reports the first error, or trailing bytes, naming the record kind.

@@ -24,6 +24,7 @@ func TestCodecRoundTrip(t *testing.T) {
 		{"epoch is not zero", &messages.Envelope{ID: 2, Arrival: time.Unix(0, 0), Size: -1, Priority: 1 << 40}},
 		{"null sender", &messages.Envelope{ID: 3, Ret: messages.RetFull, Body: messages.BodyBinaryMIME}},
 		{"require tls only", &messages.Envelope{ID: 4, RequireTLS: true}},
+		{"metadata", &messages.Envelope{ID: 5, Metadata: map[string]string{"tenant": "acme", "campaign": "", "z": "é"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -35,6 +36,9 @@ func TestCodecRoundTrip(t *testing.T) {
 				t.Errorf("recipient count %d, want %d", n, len(tt.env.Rcpts))
 			}
 			got.Rcpts = tt.env.Rcpts
+			if v := appendEnvelope(nil, tt.env)[0]; (v == envelopeV3) != (len(tt.env.Metadata) > 0) {
+				t.Errorf("written as version %d with %d metadata pairs", v, len(tt.env.Metadata))
+			}
 			checkEqual(t, got, tt.env)
 			if got.Arrival.IsZero() != tt.env.Arrival.IsZero() {
 				t.Errorf("Arrival zero = %v, want %v", got.Arrival.IsZero(), tt.env.Arrival.IsZero())
@@ -103,7 +107,10 @@ func TestDecodeEnvelopeRefuses(t *testing.T) {
 		want string
 	}{
 		{"version 0", append([]byte{0}, v2[1:]...), "unknown record version 0"},
-		{"version 3", append([]byte{3}, v2[1:]...), "unknown record version 3"},
+		{"version 4", append([]byte{4}, v2[1:]...), "unknown record version 4"},
+		{"version 3 without metadata", append([]byte{3}, v2[1:]...), "malformed varint"},
+		{"version 3 with no pairs", append(append([]byte{3}, v2[1:]...), 0), "metadata count 0"},
+		{"version 3 keys out of order", append(append([]byte{3}, v2[1:]...), 2, 1, 'b', 0, 1, 'a', 0), "out of order"},
 		{"unknown flag", append(v2[:len(v2)-1:len(v2)-1], 0x03), "unknown bits"},
 		{"version 2 without flags", v2[:len(v2)-1], "malformed varint"},
 		{"version 1 with flags", append([]byte{envelopeV1}, v2[1:]...), "1 trailing bytes"},
