@@ -67,6 +67,13 @@ func (q *queueActor) onRetry(ctx actor.Context, r *retryNow) {
 		if m == nil {
 			continue
 		}
+		if m.env == nil {
+			// Parked: due now, and every pending recipient too once read
+			// back (a retry of a million parked messages reads none now).
+			m.retry, m.scheduled = true, now
+			q.parkedDue.push(dueEntry{at: now, id: id})
+			continue
+		}
 		for _, i := range m.mine {
 			rc := &m.env.Rcpts[i]
 			if !rc.Status.Final() && !m.busy[i] {
@@ -84,7 +91,7 @@ func (q *queueActor) onRetry(ctx actor.Context, r *retryNow) {
 func (q *queueActor) onCancel(ctx actor.Context, c *cancelRcpts) {
 	for id := range c.ids {
 		m := q.msgs[id]
-		if m == nil {
+		if m == nil || (m.env == nil && !q.unpark(ctx, m)) {
 			continue
 		}
 		q.seq++

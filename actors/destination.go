@@ -229,6 +229,7 @@ func (d *destinationActor) limited() bool {
 // starve the others) and is not an attempt.
 func (d *destinationActor) hold(ctx actor.Context, at time.Time, reason string) {
 	metrics.Held.WithLabelValues(reason).Inc()
+	metrics.HeldSeconds.WithLabelValues(reason).Add(max(0, time.Until(at).Seconds()))
 	d.limitAt = at
 	d.limitGen++
 	gen, self, sys := d.limitGen, ctx.Self(), ctx.ActorSystem().Root

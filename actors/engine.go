@@ -52,6 +52,11 @@ type Deps struct {
 	TLSReports *tlsrpt.Recorder // RFC 8460 outcomes; nil: not recorded
 	Quotas     *quota.Book      // queue quotas to release as recipients finish; nil: none
 	Limits     limits.Store     // shaping state for outbound limits; nil: limits off
+
+	// Parking (see qmsg): zero means parkAfter and maxLoaded. Tests set
+	// them small.
+	ParkAfter time.Duration
+	MaxLoaded int
 }
 
 // Engine is a running actor tree.

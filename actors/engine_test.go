@@ -45,6 +45,12 @@ type harness struct {
 
 func newHarness(t *testing.T, relay string, extra string) *harness {
 	t.Helper()
+	return newHarnessWith(t, relay, extra, nil)
+}
+
+// newHarnessWith is newHarness with tweak applied to the engine's Deps.
+func newHarnessWith(t *testing.T, relay string, extra string, tweak func(*Deps)) *harness {
+	t.Helper()
 	host, port, _ := net.SplitHostPort(relay)
 	cfg, err := config.Parse("engine_test.toml", []byte(fmt.Sprintf(`
 [queue.virtual.default]
@@ -69,7 +75,11 @@ route = "'relay'"
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	e, err := Start(Deps{Config: cfg, Journal: j, Resolver: loopback{}, Logger: log})
+	deps := Deps{Config: cfg, Journal: j, Resolver: loopback{}, Logger: log}
+	if tweak != nil {
+		tweak(&deps)
+	}
+	e, err := Start(deps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +94,7 @@ route = "'relay'"
 }
 
 // submit journals a message the way the server does and enqueues it.
-func (h *harness) submit(id string, rcpts ...string) {
+func (h *harness) submit(id string, rcpts ...string) messages.MsgID {
 	h.t.Helper()
 	env := &messages.Envelope{ID: h.journal.NextID(), From: "s@sender.test", Arrival: time.Now()}
 	for i, r := range rcpts {
@@ -97,6 +107,7 @@ func (h *harness) submit(id string, rcpts ...string) {
 		h.t.Fatal(err)
 	}
 	h.engine.Enqueue(env)
+	return env.ID
 }
 
 func waitUntil(t *testing.T, what string, d time.Duration, cond func() bool) {

@@ -1,15 +1,18 @@
 package actors
 
 import (
+	"errors"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mtad/mtad/config"
 	"github.com/mtad/mtad/deliverylog"
 	"github.com/mtad/mtad/dsn"
 	"github.com/mtad/mtad/messages"
 	"github.com/mtad/mtad/metrics"
+	"github.com/mtad/mtad/persistence"
 )
 
 // queueActor owns one virtual queue: the recipients placed in it, when each
@@ -20,7 +23,8 @@ type queueActor struct {
 	cfg  config.VirtualQueue
 
 	msgs       map[messages.MsgID]*qmsg
-	due        dueHeap
+	due        dueHeap // loaded messages' next events
+	parkedDue  dueHeap // parked messages' next events
 	timer      *time.Timer
 	timerAt    time.Time
 	timerGen   uint64
@@ -29,6 +33,9 @@ type queueActor struct {
 	readyDests []*destRef
 	inFlight   int // jobs sent to destinations, no result yet
 	persisting int // journal writes in flight
+	loaded     int // messages whose envelope is in memory (not parked)
+	gMsgs      prometheus.Gauge
+	gLoaded    prometheus.Gauge
 	seq        uint64
 
 	// While a restarted queue reloads from the journal, and for a while
@@ -44,16 +51,33 @@ type queueActor struct {
 	drainDone chan struct{} // closed when draining and nothing is in flight
 }
 
-// qmsg is a message as its queue holds it.
+// qmsg is a message as its queue holds it. A message waiting for a time
+// at least parkAfter away, or beyond the queue's maxLoaded, is parked: env
+// and busy are nil, the journal holds its state, and the due heap still
+// has its time. What a parked message costs is this struct, its map entry
+// and its heap entry, so a queue can hold a million of them.
 type qmsg struct {
-	env       *messages.Envelope
+	env       *messages.Envelope // nil while parked
+	id        messages.MsgID
+	arrival   int64 // unix seconds, for the oldest-message gauge
 	mine      []uint32 // recipient indices this queue owns
 	shared    bool
 	busy      []bool    // by recipient index: in a job or being journaled
 	scheduled time.Time // due time of this message's heap entry; zero if none
 	writing   bool      // a journal write of this message is in flight
+	retry     bool      // parked when the operator asked for a retry now
 	waiting   []*persisted
 }
+
+// Parking bounds. A message whose next event (attempt, delayed DSN,
+// expiry) is at least parkAfter away gives its envelope back to the
+// journal. At most maxLoaded messages of a queue have their envelope in
+// memory: more due work waits, parked, in due order, until loaded ones
+// finish or park (as Postfix's active queue limit does).
+const (
+	parkAfter = 10 * time.Second
+	maxLoaded = 20000
+)
 
 // destRef is the queue's view of one destination actor.
 type destRef struct {
@@ -84,7 +108,11 @@ type (
 	notAttempted struct{ job *messages.Job }
 	returnReady  struct{}
 	forget       struct{ owner *queueActor }
+	gaugeTick    struct{ owner *queueActor }
 )
+
+// gaugeEvery is how often a queue publishes its oldest message's age.
+const gaugeEvery = 10 * time.Second
 
 // forgetAfter is how long after a reload finished messages are remembered.
 const forgetAfter = time.Minute
@@ -102,6 +130,7 @@ func newQueue(d *Deps, name string, cfg config.VirtualQueue, restart bool) *queu
 func (q *queueActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
+		q.armGauge(ctx)
 		if q.reloading {
 			q.deps.Logger.Warn("queue actor (re)started; reloading from the journal", "queue", q.name)
 			ctx.Send(ctx.Parent(), &reload{queue: q.name})
@@ -112,6 +141,11 @@ func (q *queueActor) Receive(ctx actor.Context) {
 		q.reloading = false
 		f, self, sys := &forget{owner: q}, ctx.Self(), ctx.ActorSystem().Root
 		time.AfterFunc(forgetAfter, func() { sys.Send(self, f) })
+	case *gaugeTick:
+		if m.owner == q && !q.stopping {
+			q.oldestGauge()
+			q.armGauge(ctx)
+		}
 	case *forget:
 		if m.owner == q {
 			q.finished = nil
@@ -168,26 +202,138 @@ func (q *queueActor) add(ctx actor.Context, w *messages.QueueWork) {
 		q.merge(ctx, m, w)
 		return
 	}
-	m := &qmsg{env: w.Env, mine: w.Rcpts, shared: w.Shared, busy: make([]bool, len(w.Env.Rcpts))}
-	q.msgs[w.Env.ID] = m
-	q.gauge()
 	if w.Env.Arrival.IsZero() {
 		w.Env.Arrival = time.Now()
 	}
-	q.schedule(ctx, m, time.Now())
+	m := &qmsg{env: w.Env, id: w.Env.ID, arrival: w.Env.Arrival.Unix(), mine: w.Rcpts, shared: w.Shared,
+		busy: make([]bool, len(w.Env.Rcpts))}
+	q.msgs[w.Env.ID] = m
+	q.loaded++
+	q.gauge()
+	now := time.Now()
+	if q.loaded > q.maxLoaded() && !m.shared {
+		// Over the limit: due now, in turn, from the journal (where
+		// Accept or the recovery found it).
+		m.scheduled = now
+		q.park(m)
+	} else {
+		q.schedule(ctx, m, now)
+	}
 	q.pump(ctx)
 	q.armTimer(ctx)
 }
 
+func (q *queueActor) parkAfter() time.Duration {
+	if q.deps.ParkAfter > 0 {
+		return q.deps.ParkAfter
+	}
+	return parkAfter
+}
+
+func (q *queueActor) maxLoaded() int {
+	if q.deps.MaxLoaded > 0 {
+		return q.deps.MaxLoaded
+	}
+	return maxLoaded
+}
+
+// parkable reports whether m's envelope may go back to the journal: no
+// recipient in a job or being journaled, nothing waiting to be written,
+// and owned by this queue alone (a shared message's copies are merged in
+// memory).
+func (q *queueActor) parkable(m *qmsg) bool {
+	if m.env == nil || m.writing || len(m.waiting) > 0 || m.shared || m.scheduled.IsZero() {
+		return false
+	}
+	for _, b := range m.busy {
+		if b {
+			return false
+		}
+	}
+	return true
+}
+
+// park drops m's envelope; the journal has its state (except a limit
+// hold's reason and time, which the heap entry keeps). Its entry moves
+// to the parked heap, which is read only while there is room to load.
+func (q *queueActor) park(m *qmsg) {
+	m.env, m.busy = nil, nil
+	q.loaded--
+	q.gauge()
+	q.parkedDue.push(dueEntry{at: m.scheduled, id: m.id})
+}
+
+// unpark reads a parked message back from the journal; false when it is
+// gone (m is then forgotten) or cannot be read now (m stays parked and
+// is due again in a minute).
+func (q *queueActor) unpark(ctx actor.Context, m *qmsg) bool {
+	env, err := q.deps.Journal.Get(m.id)
+	if err != nil {
+		if errors.Is(err, persistence.ErrNotFound) {
+			q.deps.Logger.Warn("parked message no longer in the journal", "queue", q.name, "msgid", m.id.String())
+			delete(q.msgs, m.id)
+			q.gauge()
+			return false
+		}
+		q.deps.Logger.Error("parked message cannot be read; retrying in a minute", "queue", q.name, "msgid", m.id.String(), "err", err)
+		at := time.Now().Add(time.Minute)
+		m.scheduled = at
+		q.parkedDue.push(dueEntry{at: at, id: m.id})
+		return false
+	}
+	m.env, m.busy = env, make([]bool, len(env.Rcpts))
+	q.loaded++
+	q.gauge()
+	if m.retry {
+		m.retry = false
+		now := time.Now()
+		for _, i := range m.mine {
+			if rc := &env.Rcpts[i]; !rc.Status.Final() {
+				rc.NextAttempt = now
+			}
+		}
+	}
+	return true
+}
+
 // gauge publishes how many messages the queue holds.
 func (q *queueActor) gauge() {
-	metrics.QueueMessages.WithLabelValues(q.name).Set(float64(len(q.msgs)))
+	if q.gMsgs == nil {
+		q.gMsgs, q.gLoaded = metrics.QueueMessages.WithLabelValues(q.name), metrics.QueueLoaded.WithLabelValues(q.name)
+	}
+	q.gMsgs.Set(float64(len(q.msgs)))
+	q.gLoaded.Set(float64(q.loaded))
+}
+
+func (q *queueActor) armGauge(ctx actor.Context) {
+	t, self, sys := &gaugeTick{owner: q}, ctx.Self(), ctx.ActorSystem().Root
+	time.AfterFunc(gaugeEvery, func() { sys.Send(self, t) })
+}
+
+// oldestGauge publishes the age of the oldest message held: one pass over
+// the queue's messages every gaugeEvery (about 5 ms for a million).
+func (q *queueActor) oldestGauge() {
+	oldest := int64(0)
+	for _, m := range q.msgs {
+		if oldest == 0 || m.arrival < oldest {
+			oldest = m.arrival
+		}
+	}
+	age := 0.0
+	if oldest != 0 {
+		age = max(0, float64(time.Now().Unix()-oldest))
+	}
+	metrics.QueueOldest.WithLabelValues(q.name).Set(age)
+	q.gauge()
 }
 
 // merge adds recipients of a message the queue already holds: moved here
 // from another queue. Recipients it owns already (a reload racing a live
 // enqueue) are left as they are.
 func (q *queueActor) merge(ctx actor.Context, m *qmsg, w *messages.QueueWork) {
+	if m.env == nil && !q.unpark(ctx, m) {
+		return
+	}
 	owned := map[uint32]bool{}
 	for _, i := range m.mine {
 		owned[i] = true
@@ -256,6 +402,9 @@ func (q *queueActor) schedule(ctx actor.Context, m *qmsg, now time.Time) {
 	if !next.IsZero() && (m.scheduled.IsZero() || next.Before(m.scheduled)) {
 		m.scheduled = next
 		q.due.push(dueEntry{at: next, id: m.env.ID})
+	}
+	if q.parkable(m) && m.scheduled.Sub(now) >= q.parkAfter() {
+		q.park(m)
 	}
 }
 
@@ -425,10 +574,23 @@ func (q *queueActor) onTick(ctx actor.Context, t *tick) {
 	for q.due.Len() > 0 && !q.due.peek().at.After(now) {
 		e := q.due.pop()
 		m := q.msgs[e.id]
+		if m == nil || m.env == nil || !m.scheduled.Equal(e.at) {
+			continue // stale, or parked since (its entry is in parkedDue)
+		}
+		m.scheduled = time.Time{}
+		q.schedule(ctx, m, now)
+	}
+	// Parked messages that are due, in due order, while there is room.
+	for q.loaded < q.maxLoaded() && q.parkedDue.Len() > 0 && !q.parkedDue.peek().at.After(now) {
+		e := q.parkedDue.pop()
+		m := q.msgs[e.id]
 		if m == nil || !m.scheduled.Equal(e.at) {
 			continue
 		}
 		m.scheduled = time.Time{}
+		if m.env == nil && !q.unpark(ctx, m) {
+			continue
+		}
 		q.schedule(ctx, m, now)
 	}
 	q.pump(ctx)
@@ -437,10 +599,23 @@ func (q *queueActor) onTick(ctx actor.Context, t *tick) {
 
 // armTimer makes sure a tick arrives when the earliest entry is due.
 func (q *queueActor) armTimer(ctx actor.Context) {
-	if q.due.Len() == 0 || q.stopping {
+	if q.stopping {
 		return
 	}
-	at := q.due.peek().at
+	var at time.Time
+	if q.due.Len() > 0 {
+		at = q.due.peek().at
+	}
+	// Parked work counts only while there is room to load it; when the
+	// queue is full, a finish or a park calls again.
+	if q.parkedDue.Len() > 0 && q.loaded < q.maxLoaded() {
+		if p := q.parkedDue.peek().at; at.IsZero() || p.Before(at) {
+			at = p
+		}
+	}
+	if at.IsZero() {
+		return
+	}
 	if q.timer != nil && !at.Before(q.timerAt) {
 		return
 	}

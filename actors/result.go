@@ -244,7 +244,9 @@ func (q *queueActor) onPersisted(ctx actor.Context, p *persisted) {
 	if p.done || allFinal(m) {
 		if q.msgs[m.env.ID] == m {
 			delete(q.msgs, m.env.ID)
+			q.loaded--
 			q.gauge()
+			q.armTimer(ctx) // room for a parked message that is due
 		}
 		if q.finished != nil {
 			q.finished[m.env.ID] = true

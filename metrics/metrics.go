@@ -48,6 +48,26 @@ var (
 		Help: "Messages with pending recipients held by a virtual queue.",
 	}, []string{"queue"})
 
+	// QueueOldest is the age of the oldest message a virtual queue holds.
+	QueueOldest = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "mtad_queue_oldest_message_seconds",
+		Help: "Age of the oldest message with pending recipients in a virtual queue (0 when empty); updated every 10 s.",
+	}, []string{"queue"})
+	// QueueLoaded is the messages of a queue whose envelope is in memory.
+	QueueLoaded = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "mtad_queue_loaded_messages",
+		Help: "Messages of a virtual queue whose envelope is in memory; the others wait in the journal (parked) with only their id and due time in memory.",
+	}, []string{"queue"})
+	// HeldSeconds sums how long destinations held work back, by reason.
+	HeldSeconds = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mtad_held_seconds_total",
+		Help: "Sum over holds of the time a destination held its ready work back, by reason (rate, concurrency, suspended).",
+	}, []string{"reason"})
+	// DNSCache counts resolver cache lookups by result (hit, miss).
+	DNSCache = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mtad_dns_cache_lookups_total",
+		Help: "DNS resolver cache lookups by result: hit (answered from the cache, negative answers included) or miss (asked a nameserver).",
+	}, []string{"result"})
 	// JournalCommit observes synced journal commits.
 	JournalCommit = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "mtad_journal_commit_seconds",
@@ -58,6 +78,7 @@ var (
 
 func init() {
 	Registry.MustRegister(Events, DeliveryLatency, Connections, Held, JournalCommit, QueueMessages,
+		QueueOldest, QueueLoaded, HeldSeconds, DNSCache,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 }
 

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/mtad/mtad/metrics"
 )
 
 const (
@@ -128,8 +130,10 @@ func systemNameservers() ([]string, error) {
 func (r *Resolver) query(ctx context.Context, name string, qtype uint16) (*dns.Msg, error) {
 	key := cacheKey{name: name, qtype: qtype}
 	if m, ok := r.cache.get(key); ok {
+		metrics.DNSCache.WithLabelValues("hit").Inc()
 		return m, nil
 	}
+	metrics.DNSCache.WithLabelValues("miss").Inc()
 	m, err := r.exchange(ctx, newQuery(name, qtype))
 	if err != nil {
 		return nil, fmt.Errorf("%s query: %w", strings.ToLower(dns.TypeToString[qtype]), err)
