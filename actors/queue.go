@@ -59,7 +59,7 @@ type queueActor struct {
 type qmsg struct {
 	env       *messages.Envelope // nil while parked
 	id        messages.MsgID
-	arrival   int64 // unix seconds, for the oldest-message gauge
+	arrival   int64    // unix seconds, for the oldest-message gauge
 	mine      []uint32 // recipient indices this queue owns
 	shared    bool
 	busy      []bool    // by recipient index: in a job or being journaled
