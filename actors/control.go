@@ -39,7 +39,7 @@ func (e *Engine) Cancel(ids []messages.MsgID, rcpt string) {
 // SuspendQueue stops (or resumes) a virtual queue's deliveries; its mail
 // stays queued and keeps its expiry.
 func (e *Engine) SuspendQueue(name string, on bool) error {
-	if _, ok := e.deps.Config.Queue.Virtual[name]; !ok {
+	if _, ok := e.deps.Cfg().Queue.Virtual[name]; !ok {
 		return fmt.Errorf("no virtual queue %q", name)
 	}
 	e.system.Root.Send(e.root, &suspendTo{queue: name, msg: &suspendQueue{on: on}})

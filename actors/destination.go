@@ -200,7 +200,7 @@ func (d *destinationActor) give(ctx actor.Context, c *connRef) bool {
 	}
 	if d.limited() && d.ready[0].Source != "dsn" {
 		j := d.ready[0]
-		ls := applicable(d.deps.Config, limitValues{rcptDomain: d.domain, sender: j.From, mx: c.host, remoteIP: c.ip,
+		ls := applicable(d.deps.Cfg(), limitValues{rcptDomain: d.domain, sender: j.From, mx: c.host, remoteIP: c.ip,
 			localIP: c.localIP, queue: j.Queue, site: d.site, source: j.Source})
 		if ok, at := sendMessage(d.deps.Limits, ls, time.Now()); !ok {
 			d.hold(ctx, at, "rate")
@@ -218,7 +218,7 @@ func (d *destinationActor) give(ctx actor.Context, c *connRef) bool {
 
 // limited reports whether outbound limits apply here: remote routes only.
 func (d *destinationActor) limited() bool {
-	return d.deps.Limits != nil && len(d.deps.Config.Queue.Limit) > 0 && d.route.Type != config.RouteLocal
+	return d.deps.Limits != nil && len(d.deps.Cfg().Queue.Limit) > 0 && d.route.Type != config.RouteLocal
 }
 
 // hold keeps the ready work until at, and tells the queue why (the
@@ -264,7 +264,7 @@ func (d *destinationActor) spawnConn(ctx actor.Context) bool {
 		if dc.sourceIP.IsValid() {
 			local = dc.sourceIP.String()
 		}
-		ls := applicable(d.deps.Config, limitValues{rcptDomain: d.domain, sender: sender, mx: first.Host,
+		ls := applicable(d.deps.Cfg(), limitValues{rcptDomain: d.domain, sender: sender, mx: first.Host,
 			remoteIP: ipOf(first), localIP: local, queue: queue, site: d.site})
 		ok, at, reason, held, m := openConn(d.deps.Limits, ls, time.Now())
 		if !ok {
@@ -313,7 +313,7 @@ func (d *destinationActor) resolve(ctx actor.Context) {
 	d.resolving = true
 	self, sys := ctx.Self(), ctx.ActorSystem().Root
 	deps, route, domain := d.deps, d.route, d.domain
-	timeout := d.deps.Config.Resolver.Timeout * time.Duration(2*d.deps.Config.Resolver.Attempts+2)
+	timeout := d.deps.Cfg().Resolver.Timeout * time.Duration(2*d.deps.Cfg().Resolver.Attempts+2)
 	go func() {
 		c, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
@@ -339,7 +339,7 @@ func (d *destinationActor) onResolved(ctx actor.Context, m *resolved) {
 	for i, h := range m.targets {
 		hosts[i] = h.Host
 	}
-	d.site = siteOf(d.deps.Config, hosts)
+	d.site = siteOf(d.deps.Cfg(), hosts)
 	d.dispatch(ctx)
 }
 
@@ -542,7 +542,7 @@ func resolveTargets(ctx context.Context, d *Deps, route config.Route, domain str
 			continue
 		}
 		f := &hopFacts{routeType: config.RouteMX, sts: sts, stsErr: stsErr}
-		if anyTLS(d.Config, func(s config.TLSStrategy) bool { return s.DANE != config.TLSDisable }) {
+		if anyTLS(d.Cfg(), func(s config.TLSStrategy) bool { return s.DANE != config.TLSDisable }) {
 			f.dane, f.daneErr = dane.Lookup(ctx, res, mx.Host, route.Port, mxr.Authenticated)
 		}
 		out = append(out, hopsFor(mx.Host, ips, route.Port, route.MaxMultihomed, f)...)
@@ -559,7 +559,7 @@ func fetchSTS(ctx context.Context, d *Deps, mxs []resolver.MX, domain string) (*
 	if d.MTASTS == nil {
 		return nil, nil
 	}
-	if anyTLS(d.Config, func(s config.TLSStrategy) bool { return s.MTASTS != config.TLSDisable }) {
+	if anyTLS(d.Cfg(), func(s config.TLSStrategy) bool { return s.MTASTS != config.TLSDisable }) {
 		return d.MTASTS.Get(ctx, domain)
 	}
 	return nil, nil

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -57,6 +58,18 @@ type Deps struct {
 	// them small.
 	ParkAfter time.Duration
 	MaxLoaded int
+
+	live *atomic.Pointer[config.Config] // the configuration now; Engine.Reload replaces it
+}
+
+// Cfg returns the configuration in force. Config is the one the engine
+// started with; a reload replaces what Cfg returns. One decision should
+// read Cfg once and use that snapshot throughout.
+func (d *Deps) Cfg() *config.Config {
+	if d.live == nil {
+		return d.Config
+	}
+	return d.live.Load()
 }
 
 // Engine is a running actor tree.
@@ -78,6 +91,8 @@ func Start(deps Deps) (*Engine, error) {
 		deps.Logger = slog.Default()
 	}
 	d := &deps
+	d.live = new(atomic.Pointer[config.Config])
+	d.live.Store(d.Config)
 	sysLog := d.Logger.With("component", "protoactor")
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 		return slog.New(levelFloor{sysLog.Handler(), slog.LevelWarn})

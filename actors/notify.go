@@ -51,7 +51,7 @@ func (q *queueActor) dsnJob(m *qmsg, p *persisted) *dsnJob {
 	if len(p.notices) == 0 {
 		return nil
 	}
-	d := &dsnJob{cfg: q.deps.Config, log: q.deps.Logger, env: cloneEnvelope(m.env)}
+	d := &dsnJob{cfg: q.deps.Cfg(), log: q.deps.Logger, env: cloneEnvelope(m.env)}
 	for _, n := range p.notices {
 		rc := m.env.Rcpts[n.index]
 		r := dsn.Recipient{Addr: rc.Addr, ORcpt: rc.ORcpt, Action: n.action, Reply: rc.LastReply, RemoteMTA: n.remote}

@@ -16,8 +16,8 @@ import (
 func (e *Engine) Place(env *messages.Envelope) {
 	for i := range env.Rcpts {
 		rc := &env.Rcpts[i]
-		if !rc.Status.Final() && !validQueue(e.deps.Config, rc.Queue) {
-			rc.Queue = placeRecipient(e.deps.Config, e.deps.Logger, env, rc)
+		if !rc.Status.Final() && !validQueue(e.deps.Cfg(), rc.Queue) {
+			rc.Queue = placeRecipient(e.deps.Cfg(), e.deps.Logger, env, rc)
 		}
 	}
 }

@@ -88,6 +88,7 @@ type destRef struct {
 	ready       []*messages.Job
 	outstanding map[uint64]sent
 	credit      int  // jobs it may hold: grows while it delivers, back to 2 when it cannot connect
+	retired     bool // a reload replaces its actor once its jobs in flight report
 	listed      bool // in readyDests
 }
 
@@ -157,7 +158,7 @@ func (q *queueActor) Receive(ctx actor.Context) {
 	case *messages.JobResult:
 		q.onResult(ctx, m)
 	case *notAttempted:
-		q.onNotAttempted(m.job)
+		q.onNotAttempted(ctx, m.job)
 	case *persisted:
 		if m.owner == q {
 			q.onPersisted(ctx, m)
@@ -174,6 +175,8 @@ func (q *queueActor) Receive(ctx actor.Context) {
 		q.suspended = m.on
 		q.deps.Logger.Warn("queue suspension changed by the operator", "queue", q.name, "suspended", m.on)
 		q.pump(ctx)
+	case *reconfigure:
+		q.onReconfigure(ctx)
 	case *messages.DestinationIdle:
 		q.onIdle(ctx, m.Dest)
 	case *actor.Terminated:
@@ -473,7 +476,7 @@ func newJob(seq uint64, queue, key string, env *messages.Envelope) *messages.Job
 // destination evaluates the route strategy for a recipient and names its
 // destination. An empty key comes with the reply to fail the attempt with.
 func (q *queueActor) destination(env *messages.Envelope, rc *messages.Recipient, expire time.Duration) (key, route, domain string, reply messages.Reply) {
-	cfg := q.deps.Config
+	cfg := q.deps.Cfg()
 	e := envFor(env, rc, q.name)
 	if expire > 0 {
 		e.ExpiresIn = int64(time.Until(env.Arrival.Add(expire)) / time.Second)
@@ -523,7 +526,7 @@ func (q *queueActor) pump(ctx actor.Context) {
 		sentAny := false
 		kept := q.readyDests[:0]
 		for _, d := range q.readyDests {
-			if len(d.ready) > 0 && len(d.outstanding) < d.credit && q.inFlight < q.cfg.Concurrency {
+			if len(d.ready) > 0 && !d.retired && len(d.outstanding) < d.credit && q.inFlight < q.cfg.Concurrency {
 				q.send(ctx, d)
 				sentAny = true
 			}
@@ -556,7 +559,7 @@ func (q *queueActor) send(ctx actor.Context, d *destRef) {
 }
 
 func (q *queueActor) spawnDestination(ctx actor.Context, d *destRef) *actor.PID {
-	rt := q.deps.Config.Queue.Route[d.route]
+	rt := q.deps.Cfg().Queue.Route[d.route]
 	props := actor.PropsFromProducer(func() actor.Actor {
 		return newDestination(q.deps, q.name, q.cfg, d.key, d.route, rt, d.domain)
 	}, actor.WithSupervisor(actor.NewOneForOneStrategy(0, 0, stopDecider)))
@@ -702,6 +705,7 @@ func (q *queueActor) onHeld(ctx actor.Context, h *held) {
 		}
 		delete(d.outstanding, j.Seq)
 		q.inFlight--
+		q.retiredDone(ctx, d)
 		m := q.msgs[j.MsgID]
 		if m == nil {
 			continue
@@ -745,7 +749,7 @@ func (q *queueActor) startDrain(ctx actor.Context, done chan struct{}) {
 	q.checkDrained()
 }
 
-func (q *queueActor) onNotAttempted(j *messages.Job) {
+func (q *queueActor) onNotAttempted(ctx actor.Context, j *messages.Job) {
 	d := q.dests[j.Dest]
 	if d == nil {
 		return
@@ -755,8 +759,18 @@ func (q *queueActor) onNotAttempted(j *messages.Job) {
 	}
 	delete(d.outstanding, j.Seq)
 	q.inFlight--
-	q.release(j)
-	q.checkDrained()
+	if q.draining {
+		q.release(j)
+		q.checkDrained()
+		return
+	}
+	// Handed back by a retired destination: ready again, for its successor.
+	q.seq++
+	nj := *j
+	nj.Seq = q.seq
+	q.ready(d, &nj)
+	q.retiredDone(ctx, d)
+	q.pump(ctx)
 }
 
 func (q *queueActor) checkDrained() {

@@ -24,6 +24,7 @@ func (q *queueActor) onResult(ctx actor.Context, r *messages.JobResult) {
 	delete(d.outstanding, j.Seq)
 	q.inFlight--
 	d.credit = nextCredit(d.credit, 2*q.cfg.DestinationConnections, r.Replies)
+	q.retiredDone(ctx, d)
 	if m := q.msgs[j.MsgID]; m != nil {
 		q.apply(ctx, m, r)
 	}
@@ -93,7 +94,7 @@ func (q *queueActor) retry(env *messages.Envelope, rc *messages.Recipient, now t
 		ev.Reply = "max attempts reached: " + ev.Reply
 		return false
 	}
-	if sched.Queue != q.name && validQueue(q.deps.Config, sched.Queue) {
+	if sched.Queue != q.name && validQueue(q.deps.Cfg(), sched.Queue) {
 		rc.Queue, moved = sched.Queue, true
 	}
 	next := now.Add(sched.Retry[min(rc.Attempts, len(sched.Retry))-1])
@@ -109,7 +110,7 @@ func (q *queueActor) retry(env *messages.Envelope, rc *messages.Recipient, now t
 
 // scheduleOf evaluates the schedule strategy for a recipient's retry plan.
 func (q *queueActor) scheduleOf(env *messages.Envelope, rc *messages.Recipient) config.Schedule {
-	cfg := q.deps.Config
+	cfg := q.deps.Cfg()
 	e := envFor(env, rc, q.name)
 	name, err := cfg.Queue.Strategy.Schedule.Eval(&e)
 	s, ok := cfg.Queue.Schedule[name]
@@ -141,7 +142,7 @@ func (q *queueActor) event(env *messages.Envelope, rc *messages.Recipient, r *me
 	from := env.From
 	ev := deliverylog.Event{MsgID: env.ID.String(), Rcpt: rc.Addr, Sender: &from, Queue: q.name, Arrival: env.Arrival,
 		Domain: messages.Domain(rc.Addr), Attempt: rc.Attempts, Code: rc.LastReply.Code,
-		Enhanced: rc.LastReply.Enhanced, Reply: rc.LastReply.Text}
+		Enhanced: rc.LastReply.Enhanced, Reply: rc.LastReply.Text, Metadata: env.Metadata}
 	if r != nil {
 		ev.Host, ev.IP = r.Host, r.IP
 	}

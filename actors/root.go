@@ -52,7 +52,7 @@ func newRoot(d *Deps, restart bool) *rootActor {
 func (r *rootActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
-		for name := range r.deps.Config.Queue.Virtual {
+		for name := range r.deps.Cfg().Queue.Virtual {
 			r.spawnQueue(ctx, name, r.restart)
 		}
 	case *messages.Enqueue:
@@ -81,6 +81,8 @@ func (r *rootActor) Receive(ctx actor.Context) {
 		if !r.draining && r.queues[m.queue] == nil {
 			r.spawnQueue(ctx, m.queue, true)
 		}
+	case *reconfigure:
+		r.onReconfigure(ctx)
 	case *messages.Drain:
 		r.drain(ctx, m)
 	case *actor.Terminated:
@@ -91,10 +93,10 @@ func (r *rootActor) Receive(ctx actor.Context) {
 // spawnQueue starts a queue actor; restart makes its first incarnation
 // reload from the journal too (root itself, or the queue, was replaced).
 func (r *rootActor) spawnQueue(ctx actor.Context, name string, restart bool) {
-	cfg := r.deps.Config.Queue.Virtual[name]
 	starts := 0
 	props := actor.PropsFromProducer(func() actor.Actor {
 		starts++
+		cfg := r.deps.Cfg().Queue.Virtual[name] // a restart takes what is in force
 		return newQueue(r.deps, name, cfg, restart || starts > 1)
 	}, actor.WithSupervisor(actor.NewOneForOneStrategy(0, 0, stopDecider)))
 	pid, err := ctx.SpawnNamed(props, "q-"+name)
@@ -132,8 +134,8 @@ func (r *rootActor) dispatch(ctx actor.Context, env *messages.Envelope) {
 		if rc.Status.Final() {
 			continue
 		}
-		if !validQueue(r.deps.Config, rc.Queue) {
-			rc.Queue = placeRecipient(r.deps.Config, r.deps.Logger, env, rc)
+		if !validQueue(r.deps.Cfg(), rc.Queue) {
+			rc.Queue = placeRecipient(r.deps.Cfg(), r.deps.Logger, env, rc)
 		}
 		groups[rc.Queue] = append(groups[rc.Queue], rc.Index)
 	}
@@ -181,7 +183,7 @@ func (r *rootActor) startReload(ctx actor.Context, queue string) {
 	if pid == nil {
 		return
 	}
-	sys, j, log, cfg := ctx.ActorSystem().Root, r.deps.Journal, r.deps.Logger, r.deps.Config
+	sys, j, log, cfg := ctx.ActorSystem().Root, r.deps.Journal, r.deps.Logger, r.deps.Cfg()
 	go func() {
 		err := j.Load(func(env *messages.Envelope) error {
 			if w := reloadWork(cfg, env, queue); w != nil {

@@ -41,7 +41,7 @@ func (d *destinationActor) firstRule(reply messages.Reply) *config.ShapingRule {
 	if d.deps.Limits == nil {
 		return nil
 	}
-	rules := d.deps.Config.Queue.Shaping
+	rules := d.deps.Cfg().Queue.Shaping
 	for i := range rules {
 		if ruleMatches(&rules[i], reply, d.site) {
 			return &rules[i]
@@ -53,7 +53,7 @@ func (d *destinationActor) firstRule(reply messages.Reply) *config.ShapingRule {
 // shapeResult applies the rules to a job's replies; fail rules turn the
 // matching replies into permanent failures before the queue sees them.
 func (d *destinationActor) shapeResult(ctx actor.Context, r *messages.JobResult) {
-	if len(d.deps.Config.Queue.Shaping) == 0 || d.deps.Limits == nil {
+	if len(d.deps.Cfg().Queue.Shaping) == 0 || d.deps.Limits == nil {
 		return
 	}
 	for i, reply := range r.Replies {
@@ -101,7 +101,7 @@ func (d *destinationActor) act(ctx actor.Context, rule *config.ShapingRule, repl
 		} else {
 			// Lower the rates and concurrency of the limits keyed on this
 			// destination (its domain, site, queue) too.
-			for _, a := range applicable(d.deps.Config, limitValues{rcptDomain: d.domain, site: d.site}) {
+			for _, a := range applicable(d.deps.Cfg(), limitValues{rcptDomain: d.domain, site: d.site}) {
 				for _, k := range []string{a.key + "|msg", a.key + "|conn", a.key + "|conc"} {
 					d.deps.Limits.Adjust(k, factor, until)
 				}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/mtad/mtad/expression"
 	"github.com/mtad/mtad/limits"
+	"github.com/mtad/mtad/webhook"
 )
 
 // Config is the whole configuration.
@@ -25,6 +26,7 @@ type Config struct {
 	TLS      TLS
 	Report   Report
 	Queue    Queue
+	Webhooks webhook.Config // delivery events POSTed to the operator's endpoints
 }
 
 // TLS holds node-wide outbound TLS settings.

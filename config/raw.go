@@ -11,6 +11,22 @@ type rawConfig struct {
 	TLS      rawTLS      `toml:"tls"`
 	Report   rawReport   `toml:"report"`
 	Queue    rawQueue    `toml:"queue"`
+	Webhook  rawWebhooks `toml:"webhook"`
+}
+
+type rawWebhooks struct {
+	Endpoint map[string]rawWebhook `toml:"endpoint"`
+}
+
+type rawWebhook struct {
+	URL           string            `toml:"url"`
+	Events        []string          `toml:"events"`
+	Headers       map[string]string `toml:"headers"`
+	BatchSize     int               `toml:"batch-size"`
+	FlushInterval string            `toml:"flush-interval"`
+	Timeout       string            `toml:"timeout"`
+	MinBackoff    string            `toml:"min-backoff"`
+	MaxBackoff    string            `toml:"max-backoff"`
 }
 
 type rawTLS struct {

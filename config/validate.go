@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/mtad/mtad/expression"
 	"github.com/mtad/mtad/limits"
+	"github.com/mtad/mtad/webhook"
 )
 
 func (r *rawConfig) validate() (*Config, []error) {
@@ -22,7 +24,7 @@ func (r *rawConfig) validate() (*Config, []error) {
 		r.TLS.validate, r.Report.validate,
 		r.Queue.validateVirtual, r.Queue.validateSchedules, r.Queue.validateRoutes,
 		r.Queue.validateConnections, r.Queue.validateTLS, r.Queue.validateQuotas, r.Queue.validateLimits,
-		r.Queue.validateShaping,
+		r.Queue.validateShaping, r.Webhook.validate,
 	}
 	// Every section is checked, so one run reports every section's first
 	// problem (a later section may add one caused by an earlier mistake).
@@ -921,4 +923,38 @@ func contains(ips []netip.Addr, a netip.Addr) bool {
 		}
 	}
 	return false
+}
+
+func (r *rawWebhooks) validate(c *Config) error {
+	names := make([]string, 0, len(r.Endpoint))
+	for name := range r.Endpoint {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var errs []error
+	for _, name := range names {
+		w, key := r.Endpoint[name], "webhook.endpoint."+name
+		ep := webhook.Endpoint{Name: name, URL: w.URL, Events: w.Events, Headers: w.Headers, BatchSize: w.BatchSize}
+		for _, d := range []struct {
+			field string
+			raw   string
+			to    *time.Duration
+		}{{"flush-interval", w.FlushInterval, &ep.FlushInterval}, {"timeout", w.Timeout, &ep.Timeout},
+			{"min-backoff", w.MinBackoff, &ep.MinBackoff}, {"max-backoff", w.MaxBackoff, &ep.MaxBackoff}} {
+			if d.raw == "" {
+				continue
+			}
+			v, err := parseDuration(key+"."+d.field, d.raw)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			*d.to = v
+		}
+		c.Webhooks.Endpoints = append(c.Webhooks.Endpoints, ep)
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	return c.Webhooks.Validate()
 }

@@ -30,31 +30,33 @@ const (
 
 // Event is one line of the delivery log.
 type Event struct {
-	Time     time.Time `json:"time"`
-	Event    string    `json:"event"`
-	MsgID    string    `json:"msgid"`
-	Rcpt     string    `json:"rcpt,omitempty"`
-	Sender   *string   `json:"sender,omitempty"`
-	Queue    string    `json:"queue,omitempty"`
-	Domain   string    `json:"domain,omitempty"`
-	Host     string    `json:"host,omitempty"`
-	IP       string    `json:"ip,omitempty"`
-	Attempt  int       `json:"attempt,omitempty"`
-	Code     int       `json:"code,omitempty"`
-	Enhanced string    `json:"enhanced,omitempty"`
-	Reply    string    `json:"reply,omitempty"`
-	Size     int64     `json:"size,omitempty"`
-	Rcpts    int       `json:"rcpts,omitempty"`
-	NextTry  time.Time `json:"next_attempt,omitzero"`
-	DSN      string    `json:"dsn_msgid,omitempty"` // the DSN message's id
-	Rule     string    `json:"rule,omitempty"`      // the shaping rule that fired
-	Action   string    `json:"action,omitempty"`    // what it did (until next_attempt)
-	Arrival  time.Time `json:"-"`                   // the message's arrival, for the latency metric
+	Time     time.Time         `json:"time"`
+	Event    string            `json:"event"`
+	MsgID    string            `json:"msgid"`
+	Rcpt     string            `json:"rcpt,omitempty"`
+	Sender   *string           `json:"sender,omitempty"`
+	Queue    string            `json:"queue,omitempty"`
+	Domain   string            `json:"domain,omitempty"`
+	Host     string            `json:"host,omitempty"`
+	IP       string            `json:"ip,omitempty"`
+	Attempt  int               `json:"attempt,omitempty"`
+	Code     int               `json:"code,omitempty"`
+	Enhanced string            `json:"enhanced,omitempty"`
+	Reply    string            `json:"reply,omitempty"`
+	Size     int64             `json:"size,omitempty"`
+	Rcpts    int               `json:"rcpts,omitempty"`
+	NextTry  time.Time         `json:"next_attempt,omitzero"`
+	DSN      string            `json:"dsn_msgid,omitempty"` // the DSN message's id
+	Rule     string            `json:"rule,omitempty"`      // the shaping rule that fired
+	Action   string            `json:"action,omitempty"`    // what it did (until next_attempt)
+	Metadata map[string]string `json:"metadata,omitempty"`  // what an HTTP injection attached (tenant, campaign)
+	Arrival  time.Time         `json:"-"`                   // the message's arrival, for the latency metric
 }
 
 // Log is the delivery log. A nil *Log discards events.
 type Log struct {
-	ch      chan Event
+	observe func(Event) // sees every event (webhooks); nil: none
+	ch      chan Event  // nil when there is no writer
 	done    chan struct{}
 	dropped atomic.Int64
 	mu      sync.RWMutex // guards closed against Write racing Close
@@ -62,9 +64,22 @@ type Log struct {
 	logger  *slog.Logger
 }
 
-// New starts a log writing to w with a buffer of n events.
+// New starts a log writing to w with a buffer of n events. A nil w
+// writes nothing: the log then only feeds observe.
 func New(w io.Writer, n int, logger *slog.Logger) *Log {
-	l := &Log{ch: make(chan Event, n), done: make(chan struct{}), logger: logger}
+	return NewObserved(w, n, logger, nil)
+}
+
+// NewObserved is New with observe called with every event (time stamped)
+// on the goroutine that calls Write, before the event is buffered for the
+// writer; observe must not block.
+func NewObserved(w io.Writer, n int, logger *slog.Logger, observe func(Event)) *Log {
+	l := &Log{observe: observe, done: make(chan struct{}), logger: logger}
+	if w == nil {
+		close(l.done)
+		return l
+	}
+	l.ch = make(chan Event, n)
 	go l.run(w)
 	return l
 }
@@ -80,6 +95,12 @@ func (l *Log) Write(e Event) {
 	}
 	if e.Time.IsZero() {
 		e.Time = time.Now()
+	}
+	if l.observe != nil {
+		l.observe(e)
+	}
+	if l.ch == nil {
+		return
 	}
 	l.mu.RLock()
 	defer l.mu.RUnlock()
@@ -106,10 +127,10 @@ func (l *Log) Close() {
 		return
 	}
 	l.mu.Lock()
-	if !l.closed {
-		l.closed = true
+	if !l.closed && l.ch != nil {
 		close(l.ch)
 	}
+	l.closed = true
 	l.mu.Unlock()
 	<-l.done
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/mtad/mtad/messages"
 )
@@ -12,7 +13,7 @@ import (
 // Book holds the quotas and what the queued messages charge them. Create it
 // with NewBook; its methods are safe for concurrent use.
 type Book struct {
-	quotas    []Quota
+	qs        atomic.Pointer[[]Quota] // replaced whole by Retune
 	msgLevel  []int32 // indexes of the message-level quotas
 	rcptLevel []int32 // indexes of the per-recipient quotas
 
@@ -54,14 +55,15 @@ type hold struct {
 // NewBook checks quotas and returns an empty Book for them. Errors name the
 // quota by its position and name.
 func NewBook(quotas []Quota) (*Book, error) {
+	qs := slices.Clone(quotas)
 	b := &Book{
-		quotas: slices.Clone(quotas),
-		use:    make([]map[string]counter, len(quotas)),
-		msgs:   make(map[messages.MsgID]*charge),
+		use:  make([]map[string]counter, len(quotas)),
+		msgs: make(map[messages.MsgID]*charge),
 	}
+	b.qs.Store(&qs)
 	names := make(map[string]bool, len(quotas))
-	for i := range b.quotas {
-		q := &b.quotas[i]
+	for i := range qs {
+		q := &qs[i]
 		if err := q.check(); err != nil {
 			return nil, fmt.Errorf("quota[%d] %q: %w", i, q.Name, err)
 		}
@@ -99,6 +101,33 @@ func (b *Book) Admit(env *messages.Envelope) error {
 		}
 	}
 	b.add(env.ID, c)
+	return nil
+}
+
+// list is the quotas in force.
+func (b *Book) list() []Quota { return *b.qs.Load() }
+
+// Retune puts new limits and matches in force for the same quotas (same
+// names and keys, in the same order): admissions from now on use them;
+// what queued messages charged stays charged and is released as before.
+// Adding, removing or re-keying a quota is refused: the counts of the
+// queued mail are kept per key and cannot be re-counted in place.
+func (b *Book) Retune(quotas []Quota) error {
+	old := b.list()
+	if len(quotas) != len(old) {
+		return fmt.Errorf("%d quotas instead of %d: adding or removing a quota needs a restart", len(quotas), len(old))
+	}
+	for i := range quotas {
+		if quotas[i].Name != old[i].Name || quotas[i].Key != old[i].Key {
+			return fmt.Errorf("quota %q (key %s) is not quota %q (key %s): adding, removing or re-keying a quota needs a restart",
+				quotas[i].Name, quotas[i].Key, old[i].Name, old[i].Key)
+		}
+		if err := quotas[i].check(); err != nil {
+			return fmt.Errorf("quota[%d] %q: %w", i, quotas[i].Name, err)
+		}
+	}
+	qs := slices.Clone(quotas)
+	b.qs.Store(&qs)
 	return nil
 }
 
@@ -165,7 +194,7 @@ func (b *Book) Usage() []Use {
 	for i, m := range b.use {
 		start := len(out)
 		for k, u := range m {
-			out = append(out, Use{Quota: b.quotas[i].Name, KeyValue: k, Messages: u.messages, Bytes: u.bytes})
+			out = append(out, Use{Quota: b.list()[i].Name, KeyValue: k, Messages: u.messages, Bytes: u.bytes})
 		}
 		slices.SortFunc(out[start:], func(a, b Use) int { return cmp.Compare(a.KeyValue, b.KeyValue) })
 	}
@@ -184,7 +213,7 @@ func (b *Book) plan(env *messages.Envelope) *charge {
 		first = &env.Rcpts[0]
 	}
 	for _, qi := range b.msgLevel {
-		q := &b.quotas[qi]
+		q := &b.list()[qi]
 		if q.applies(env, first) {
 			c.items = append(c.items, item{quota: qi, key: messageKey(q.Key, env), held: 1})
 		}
@@ -209,7 +238,7 @@ func (b *Book) planRcpts(env *messages.Envelope, c *charge) {
 		}
 		h := hold{idx: rc.Index, from: int32(len(c.refs))}
 		for _, qi := range b.rcptLevel {
-			q := &b.quotas[qi]
+			q := &b.list()[qi]
 			if q.applies(env, rc) {
 				r := idx.find(c, qi, rcptKey(q.Key, rc.Addr))
 				c.items[r].held++
@@ -258,7 +287,7 @@ func (x *itemIndex) find(c *charge, quota int32, key string) int32 {
 // room returns an *Exceeded if it has no room for one more message of
 // size bytes. It runs under b.mu.
 func (b *Book) room(it *item, size int64) error {
-	q := &b.quotas[it.quota]
+	q := &b.list()[it.quota]
 	u := b.use[it.quota][it.key]
 	if (q.Messages > 0 && u.messages+1 > q.Messages) || (q.Bytes > 0 && u.bytes+size > q.Bytes) {
 		return &Exceeded{Quota: q.Name, KeyValue: it.key}
@@ -297,7 +326,7 @@ func (b *Book) sub(it *item, size int64) {
 func (b *Book) drop(id messages.MsgID, c *charge, all bool) {
 	for i := range c.items {
 		it := &c.items[i]
-		if it.held > 0 && (all || !b.quotas[it.quota].Key.perRcpt()) {
+		if it.held > 0 && (all || !b.list()[it.quota].Key.perRcpt()) {
 			it.held = 0
 			b.sub(it, c.size)
 		}

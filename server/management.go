@@ -2,6 +2,7 @@ package server
 
 import (
 	"crypto/subtle"
+	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mtad/mtad/admin"
+	"github.com/mtad/mtad/inject"
 	"github.com/mtad/mtad/metrics"
 )
 
@@ -28,6 +30,11 @@ func (s *Server) startManagement() error {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.Handle("/api/v1/", admin.Handler(s.journal, s.control()))
+	mux.HandleFunc("POST /api/v1/reload", s.serveReload)
+	sc := s.cfg.Session
+	mux.Handle("POST /api/v1/inject", inject.New(inject.Config{Hostname: s.cfg.Server.Hostname,
+		MaxMessageSize: sc.MaxMessageSize, CheckRcpt: s.checkRcpt, TakeMessage: s.smtp.TakeSenderMessage},
+		&acceptor{s}, s.log))
 	s.mgmt = &http.Server{Handler: bearer(m.Token, mux), ReadHeaderTimeout: 10 * time.Second}
 	s.mgmtAddr = l.Addr()
 	go func() {
@@ -53,6 +60,18 @@ func bearer(token string, next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// serveReload is POST /api/v1/reload: 200 {"reloaded":true}, or 422 with
+// the reason the new configuration was refused (the old one stays).
+func (s *Server) serveReload(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	if err := s.Reload(); err != nil {
+		w.WriteHeader(http.StatusUnprocessableEntity)
+		_ = json.NewEncoder(w).Encode(map[string]any{"reloaded": false, "error": err.Error()})
+		return
+	}
+	_ = json.NewEncoder(w).Encode(map[string]any{"reloaded": true, "file": s.config().File})
 }
 
 // ManagementAddr is where the management listener is, or nil.

@@ -11,9 +11,15 @@ import (
 
 // newQuotaBook builds the admission quotas; nil when none are configured.
 func newQuotaBook(cfg *config.Config) (*quota.Book, error) {
-	if len(cfg.Queue.Quota) == 0 {
-		return nil, nil
+	qs, err := quotaList(cfg)
+	if err != nil || len(qs) == 0 {
+		return nil, err
 	}
+	return quota.NewBook(qs)
+}
+
+// quotaList is cfg's quotas in name order.
+func quotaList(cfg *config.Config) ([]quota.Quota, error) {
 	names := make([]string, 0, len(cfg.Queue.Quota))
 	for n := range cfg.Queue.Quota {
 		names = append(names, n)
@@ -24,7 +30,7 @@ func newQuotaBook(cfg *config.Config) (*quota.Book, error) {
 		q := cfg.Queue.Quota[n]
 		qs = append(qs, quota.Quota{Name: n, Key: quota.Key(q.Key), Messages: q.Messages, Bytes: q.Bytes, Match: quotaMatch(q.Match)})
 	}
-	return quota.NewBook(qs)
+	return qs, nil
 }
 
 // quotaMatch adapts a match expression; a run-time error counts as a match

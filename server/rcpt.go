@@ -18,17 +18,18 @@ import (
 // from outside). Other recipients are accepted here and decided at
 // delivery.
 func (s *Server) checkRcpt(rcpt string) error {
+	cfg := s.config()
 	domain := messages.Domain(rcpt)
-	if !slices.Contains(s.cfg.Session.LocalDomains, domain) {
+	if !slices.Contains(cfg.Session.LocalDomains, domain) {
 		return nil
 	}
 	env := expression.Env{Rcpt: rcpt, RcptDomain: domain}
-	name, err := s.cfg.Queue.Strategy.Route.Eval(&env)
-	route, ok := s.cfg.Queue.Route[name]
+	name, err := cfg.Queue.Strategy.Route.Eval(&env)
+	route, ok := cfg.Queue.Route[name]
 	if err != nil || !ok || route.Type != config.RouteLocal || route.LMTP != "" {
 		return nil
 	}
-	store := maildir.Store{Root: s.cfg.MaildirPath(route), Hostname: s.cfg.Server.Hostname}
+	store := maildir.Store{Root: cfg.MaildirPath(route), Hostname: cfg.Server.Hostname}
 	r := store.Lookup(rcpt)
 	if r == nil {
 		return nil

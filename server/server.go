@@ -6,7 +6,6 @@ package server
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mtad/mtad/actors"
@@ -23,10 +23,12 @@ import (
 	"github.com/mtad/mtad/deliverylog"
 	"github.com/mtad/mtad/limits"
 	"github.com/mtad/mtad/messages"
+	"github.com/mtad/mtad/metrics"
 	"github.com/mtad/mtad/persistence"
 	"github.com/mtad/mtad/quota"
 	"github.com/mtad/mtad/resolver"
 	"github.com/mtad/mtad/submission"
+	"github.com/mtad/mtad/webhook"
 )
 
 // Server is a running node.
@@ -38,20 +40,29 @@ type Server struct {
 	delivery  *deliverylog.Log
 	logFile   io.Closer
 	smtp      *submission.Server
-	reports   *tlsReports // nil unless report.tls.enable
-	quotas    *quota.Book // nil without queue quotas
+	reports   *tlsReports         // nil unless report.tls.enable
+	hooks     *webhook.Dispatcher // nil without webhook endpoints
+	quotas    *quota.Book         // nil without queue quotas
 	shaping   *limits.Memory
 	mgmt      *http.Server // nil unless server.management.bind
 	mgmtAddr  net.Addr
 	listeners []net.Listener
 	implicit  map[net.Listener]bool // listeners speaking TLS from the first byte
 	serving   sync.WaitGroup
+
+	live     atomic.Pointer[config.Config] // the configuration in force (cfg until a reload)
+	reloadMu sync.Mutex
+	loader   func() (*config.Config, error) // reads the configuration again; nil: no reload
 }
+
+// config returns the configuration in force.
+func (s *Server) config() *config.Config { return s.live.Load() }
 
 // Start opens the journal, recovers queued mail and starts listening. On
 // error, everything it opened is closed again.
 func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	s := &Server{cfg: cfg, log: log}
+	s.live.Store(cfg)
 	if err := s.start(); err != nil {
 		_ = s.close()
 		return nil, err
@@ -100,18 +111,35 @@ func (s *Server) start() (err error) {
 		return fmt.Errorf("recovery: %w", err)
 	}
 	log.Info("journal recovered", "messages", n)
-	if err := s.startManagement(); err != nil {
+	if err := s.listen(); err != nil {
+		return err
+	}
+	if err := s.startManagement(); err != nil { // injection admits through submission's limits
 		return fmt.Errorf("server.management: %w", err)
 	}
-	return s.listen()
+	return nil
 }
 
 func (s *Server) openDeliveryLog() error {
+	if len(s.cfg.Webhooks.Endpoints) > 0 {
+		var err error
+		if s.hooks, err = webhook.New(s.cfg.Webhooks, s.journal, nil, s.log); err != nil {
+			return fmt.Errorf("webhook: %w", err)
+		}
+		for _, c := range s.hooks.Collectors() {
+			if err := metrics.Registry.Register(c); err != nil {
+				s.log.Warn("webhook metrics not registered", "err", err) // another node in this process has them
+			}
+		}
+	}
+	var observe func(deliverylog.Event)
+	if s.hooks != nil {
+		observe = s.hooks.Observe
+	}
 	path := s.cfg.Log.Delivery
 	var w io.Writer
 	switch path {
 	case "":
-		return nil
 	case "-":
 		w = os.Stdout
 	default:
@@ -124,31 +152,18 @@ func (s *Server) openDeliveryLog() error {
 		}
 		w, s.logFile = f, f
 	}
-	s.delivery = deliverylog.New(w, 1<<16, s.log)
+	if w != nil || observe != nil {
+		s.delivery = deliverylog.NewObserved(w, 1<<16, s.log, observe)
+	}
 	return nil
 }
 
 func (s *Server) listen() error {
-	sc := s.cfg.Session
-	var tlsConfig *tls.Config
-	if s.cfg.Server.Certificate != "" {
-		var err error
-		if tlsConfig, err = submission.LoadTLSConfig(s.cfg.Server.Certificate, s.cfg.Server.PrivateKey); err != nil {
-			return fmt.Errorf("server.tls: %w", err)
-		}
+	sub, err := s.submissionSettings(s.cfg)
+	if err != nil {
+		return err
 	}
-	s.smtp = submission.New(submission.Config{
-		TLSConfig: tlsConfig,
-		Hostname:  s.cfg.Server.Hostname, MaxMessageSize: sc.MaxMessageSize, MaxRecipients: sc.MaxRecipients,
-		TrustedNetworks: sc.TrustedNetworks, LocalDomains: sc.LocalDomains, MaxConnections: sc.MaxConnections,
-		CheckRcpt: s.checkRcpt,
-		Limits: submission.Limits{ConnectionsPerIP: sc.Limits.ConnectionsPerIP, MessagesPerIP: sc.Limits.MessagesPerIP,
-			MessagesPerSender: sc.Limits.MessagesPerSender, MessagesPerUser: sc.Limits.MessagesPerUser,
-			Exempt: sc.Limits.Exempt, Store: s.shaping},
-		Users: sc.Auth.Users, AuthFailDelay: sc.Auth.FailDelay,
-		AuthLockout: submission.AuthLockout{Failures: sc.Auth.LockoutFailures, Window: sc.Auth.LockoutWindow, Duration: sc.Auth.LockoutDuration},
-		ReadTimeout: sc.Timeout, WriteTimeout: sc.Timeout,
-	}, &acceptor{s}, s.log)
+	s.smtp = submission.New(sub, &acceptor{s}, s.log)
 	for name, l := range s.cfg.Server.Listeners {
 		for _, addr := range l.Bind {
 			ln, err := net.Listen("tcp", addr)
@@ -213,6 +228,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.reports.close() // after the drain, so its outcomes are saved
 		s.reports = nil
 	}
+	if err := s.closeHooks(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	if err := s.close(); err != nil {
 		errs = append(errs, err)
 	}
@@ -241,6 +259,9 @@ func (s *Server) close() error {
 		s.reports = nil
 	}
 	s.delivery.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	_ = s.closeHooks(ctx) // what it could not send stays in the journal
+	cancel()
 	if s.logFile != nil {
 		errs = append(errs, s.logFile.Close())
 	}
@@ -248,6 +269,23 @@ func (s *Server) close() error {
 		errs = append(errs, s.journal.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// closeHooks writes the webhook events still in memory to the journal and
+// sends what it can until ctx ends; the rest goes after the next start.
+func (s *Server) closeHooks(ctx context.Context) error {
+	if s.hooks == nil {
+		return nil
+	}
+	for _, c := range s.hooks.Collectors() {
+		metrics.Registry.Unregister(c)
+	}
+	err := s.hooks.Close(ctx)
+	s.hooks = nil
+	if err != nil {
+		return fmt.Errorf("webhook: %w", err)
+	}
+	return nil
 }
 
 // acceptor journals submitted messages and hands them to the engine.

@@ -1,6 +1,7 @@
 package submission
 
 import (
+	"log/slog"
 	"math"
 	"net/netip"
 	"strconv"
@@ -67,7 +68,7 @@ func (s *Server) exempt(ip netip.Addr) bool {
 	if !ip.IsValid() {
 		return true
 	}
-	for _, p := range s.cfg.Limits.Exempt {
+	for _, p := range s.limits().Exempt {
 		if p.Contains(ip) {
 			return true
 		}
@@ -79,7 +80,7 @@ func (s *Server) exempt(ip netip.Addr) bool {
 // holds until Close; false when the address has ConnectionsPerIP open.
 // Runs in listener.Accept, before c is shared.
 func (s *Server) acquireSlot(c *trackedConn, ip netip.Addr) bool {
-	n := s.cfg.Limits.ConnectionsPerIP
+	n := s.limits().ConnectionsPerIP
 	if n <= 0 || s.exempt(ip) {
 		return true
 	}
@@ -109,21 +110,30 @@ func (s *session) takeMessage(from string) error {
 	if s.exempt {
 		return nil
 	}
-	lim := &s.srv.cfg.Limits
-	rates := [...]messageRate{
-		{"user", s.authenticated, lim.MessagesPerUser},
-		{"sender", senderValue(from), lim.MessagesPerSender},
-		{"remote_ip", ipString(s.ip), lim.MessagesPerIP},
-	}
+	lim := s.srv.limits()
+	err := s.srv.take(s.log, from, messageRate{"user", s.authenticated, lim.MessagesPerUser},
+		messageRate{"sender", senderValue(from), lim.MessagesPerSender},
+		messageRate{"remote_ip", ipString(s.ip), lim.MessagesPerIP})
+	return err
+}
+
+// TakeSenderMessage counts a message from another way in (HTTP injection)
+// against the sender's message rate: nil, or 451 4.7.1 when it is spent.
+func (s *Server) TakeSenderMessage(from string) error {
+	return s.take(s.log, from, messageRate{"sender", senderValue(from), s.limits().MessagesPerSender})
+}
+
+// take takes one message from each rate in turn (see takeMessage).
+func (s *Server) take(log *slog.Logger, from string, rates ...messageRate) error {
 	now := time.Now()
 	for _, r := range rates {
 		if r.value == "" || r.rate.IsZero() {
 			continue
 		}
 		key := limits.Key(messageLimit, r.field+"="+r.value)
-		if ok, at := lim.Store.Take(key, burstRate(r.rate), now); !ok {
+		if ok, at := s.limits().Store.Take(key, burstRate(r.rate), now); !ok {
 			wait := at.Sub(now)
-			s.log.Info("mail refused: rate limit", "limit", r.field, "rate", r.rate.String(), "from", from, "retry_in", wait)
+			log.Info("mail refused: rate limit", "limit", r.field, "rate", r.rate.String(), "from", from, "retry_in", wait)
 			return rateLimited(wait)
 		}
 	}

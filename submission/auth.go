@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-sasl"
@@ -53,36 +54,52 @@ func checkUser(name, hash string) error {
 // authenticator checks AUTH credentials; a Server has one when some user
 // may authenticate. It is not changed after New.
 type authenticator struct {
-	users map[string][]byte // name -> bcrypt hash, checked by checkUser
+	users atomic.Pointer[userSet] // replaced whole by a reload; nil: no user
+	delay time.Duration           // Config.AuthFailDelay
+	lock  *lockout
+}
+
+// userSet is the users who may authenticate.
+type userSet struct {
+	hashes map[string][]byte // name -> bcrypt hash, checked by checkUser
 	// dummy is a bcrypt hash, at the highest cost among users, that an
 	// unknown user's password is checked against, so that the time
 	// taken does not tell whether a user exists.
 	dummy []byte
-	delay time.Duration // Config.AuthFailDelay
-	lock  *lockout
 }
 
-// newAuthenticator returns cfg's authenticator, nil when no user may
-// authenticate. Users that checkUser refuses are logged and left out.
+// newAuthenticator returns cfg's authenticator. Users that checkUser
+// refuses are logged and left out.
 func newAuthenticator(cfg Config, log *slog.Logger) *authenticator {
-	a := &authenticator{users: make(map[string][]byte), delay: cfg.AuthFailDelay,
-		lock: newLockout(cfg.AuthLockout, maxLockoutClients)}
+	a := &authenticator{delay: cfg.AuthFailDelay, lock: newLockout(cfg.AuthLockout, maxLockoutClients)}
+	a.setUsers(cfg.Users, log)
+	return a
+}
+
+// setUsers puts users in force; AUTH is offered only while there is one.
+// Lock-outs in force stay.
+func (a *authenticator) setUsers(users map[string]string, log *slog.Logger) {
+	set := &userSet{hashes: make(map[string][]byte, len(users))}
 	cost := bcrypt.MinCost
-	for name, hash := range cfg.Users {
+	for name, hash := range users {
 		if err := checkUser(name, hash); err != nil {
 			log.Error("user left out: it cannot authenticate", "error", err)
 			continue
 		}
-		a.users[name] = []byte(hash)
+		set.hashes[name] = []byte(hash)
 		c, _ := bcrypt.Cost([]byte(hash))
 		cost = max(cost, c)
 	}
-	if len(a.users) == 0 {
-		return nil
+	if len(set.hashes) == 0 {
+		a.users.Store(nil)
+		return
 	}
-	a.dummy = dummyHash(cost)
-	return a
+	set.dummy = dummyHash(cost)
+	a.users.Store(set)
 }
+
+// enabled reports whether some user may authenticate.
+func (a *authenticator) enabled() bool { return a.users.Load() != nil }
 
 // dummyHash is the bcrypt hash of a random password at cost.
 func dummyHash(cost int) []byte {
@@ -98,9 +115,13 @@ func dummyHash(cost int) []byte {
 // verify reports whether pass is user's password. It runs bcrypt whether
 // or not user exists, and bcrypt compares in constant time.
 func (a *authenticator) verify(user, pass string) bool {
-	hash, known := a.users[user]
+	set := a.users.Load()
+	if set == nil {
+		return false
+	}
+	hash, known := set.hashes[user]
 	if !known {
-		hash = a.dummy
+		hash = set.dummy
 	}
 	ok := bcrypt.CompareHashAndPassword(hash, []byte(pass)) == nil
 	return ok && known && len(pass) <= maxPasswordLen
@@ -111,7 +132,7 @@ var _ smtp.AuthSession = (*session)(nil)
 // AuthMechanisms is what EHLO offers: PLAIN and LOGIN on a TLS session of
 // a Server with users, nothing otherwise.
 func (s *session) AuthMechanisms() []string {
-	if s.srv.auth == nil || !s.overTLS {
+	if !s.srv.auth.enabled() || !s.overTLS {
 		return nil
 	}
 	return []string{sasl.Plain, sasl.Login}
@@ -140,7 +161,7 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 // mayAuth is nil when AUTH may start now, else the reply to it.
 func (s *session) mayAuth() error {
 	switch {
-	case s.srv.auth == nil:
+	case !s.srv.auth.enabled():
 		return smtp.ErrAuthUnsupported
 	case !s.overTLS:
 		return errAuthNeedsTLS // RFC 4954 6: PLAIN and LOGIN only under TLS

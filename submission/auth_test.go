@@ -426,7 +426,7 @@ func TestVerifyLongPassword(t *testing.T) {
 	long := strings.Repeat("s", maxPasswordLen)
 	cfg := Config{Users: map[string]string{"carol": hashPassword(t, long)}, AuthLockout: DefaultAuthLockout}
 	a := newAuthenticator(cfg, nil)
-	if err := bcrypt.CompareHashAndPassword(a.users["carol"], []byte(long+"x")); err != nil {
+	if err := bcrypt.CompareHashAndPassword(a.users.Load().hashes["carol"], []byte(long+"x")); err != nil {
 		t.Fatalf("bcrypt no longer ignores the tail (%v): this test is moot", err)
 	}
 	if !a.verify("carol", long) || a.verify("carol", long+"x") {
@@ -446,7 +446,7 @@ func TestDummyHashCost(t *testing.T) {
 	}
 	cfg := Config{Users: map[string]string{"a": hashPassword(t, "x"), "b": string(h5)}}
 	a := newAuthenticator(cfg, nil)
-	if c, err := bcrypt.Cost(a.dummy); err != nil || c != bcrypt.MinCost+1 {
+	if c, err := bcrypt.Cost(a.users.Load().dummy); err != nil || c != bcrypt.MinCost+1 {
 		t.Errorf("dummy cost %d, %v; want %d", c, err, bcrypt.MinCost+1)
 	}
 }

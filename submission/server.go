@@ -128,7 +128,9 @@ type Server struct {
 	log   *slog.Logger
 	gs    *smtp.Server
 	local map[string]bool // Config.LocalDomains, lower-cased
-	auth  *authenticator  // nil when no user may authenticate
+	auth  *authenticator
+	live  atomic.Pointer[reloadable] // what Reconfigure changes
+	cert  *certHolder                // the certificate in force; nil without TLS
 
 	errShutdown *smtp.SMTPError // 421 4.3.2 naming Hostname
 
@@ -157,6 +159,8 @@ func New(cfg Config, acc Acceptor, log *slog.Logger) *Server {
 		auth:  newAuthenticator(cfg, log),
 		conns: make(map[*trackedConn]struct{}),
 	}
+	s.cert = holdCertificates(s.cfg.TLSConfig)
+	s.live.Store(newReloadable(cfg))
 	s.errShutdown = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2},
 		Message: cfg.Hostname + " Service shutting down, closing transmission channel"}
 	s.gs = newSMTPServer(cfg, backend{s}, log)
@@ -327,7 +331,7 @@ func (s *Server) connList() []*trackedConn {
 }
 
 func (s *Server) trusted(ip netip.Addr) bool {
-	for _, p := range s.cfg.TrustedNetworks {
+	for _, p := range s.live.Load().trusted {
 		if p.Contains(ip) {
 			return true
 		}

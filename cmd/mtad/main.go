@@ -104,7 +104,19 @@ func serve(args []string, stderr io.Writer) int {
 		return 1
 	}
 	log.Info("mtad started", "config", cfg.File, "data_dir", cfg.Server.DataDir)
-	<-ctx.Done()
+	srv.SetReloader(func() (*config.Config, error) { return loadConfig(*file, *dataDir, *listen, *relay) })
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for reloading := true; reloading; {
+		select {
+		case <-hup:
+			log.Info("SIGHUP: reloading the configuration")
+			_ = srv.Reload() // a refusal is logged, and the old configuration stays
+		case <-ctx.Done():
+			reloading = false
+		}
+	}
 	stop() // a second signal kills the process at once
 	log.Info("stopping", "timeout", cfg.Server.ShutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
