@@ -14,8 +14,8 @@ import (
 // with NewBook; its methods are safe for concurrent use.
 type Book struct {
 	qs        atomic.Pointer[[]Quota] // replaced whole by Retune
-	msgLevel  []int32 // indexes of the message-level quotas
-	rcptLevel []int32 // indexes of the per-recipient quotas
+	msgLevel  []int32                 // indexes of the message-level quotas
+	rcptLevel []int32                 // indexes of the per-recipient quotas
 
 	mu   sync.Mutex
 	use  []map[string]counter       // by quota index, then key value; guarded by mu
