@@ -19,8 +19,71 @@ type (
 		ids  map[messages.MsgID]bool
 		rcpt string // "" for every pending recipient
 	}
-	suspendQueue struct{ on bool }
+	suspendQueue  struct{ on bool }
+	suspendDomain struct {
+		key string // "rcpt:" or "sender:" and the lower-case domain
+		on  bool
+	}
 )
+
+// SuspendDomain stops (or resumes) delivery to a recipient domain
+// (sender false) or of mail from a sender domain (sender true), in every
+// queue. Its mail stays queued, keeps its expiry and its delayed DSNs, and
+// is due at once on resume. Like a queue's, the suspension lasts until
+// resumed or until mtad restarts.
+func (e *Engine) SuspendDomain(domain string, sender, on bool) error {
+	domain = strings.ToLower(strings.TrimSuffix(domain, "."))
+	if domain == "" || strings.ContainsAny(domain, "@ /") {
+		return fmt.Errorf("%q is not a domain", domain)
+	}
+	key := "rcpt:" + domain
+	if sender {
+		key = "sender:" + domain
+	}
+	e.system.Root.Send(e.root, &suspendDomain{key: key, on: on})
+	return nil
+}
+
+// suspendedBy names the suspension that holds recipient rc of env back,
+// or "".
+func (q *queueActor) suspendedBy(env *messages.Envelope, rc *messages.Recipient) string {
+	if len(q.susp) == 0 {
+		return ""
+	}
+	if k := "sender:" + messages.Domain(env.From); q.susp[k] {
+		return k
+	}
+	if k := "rcpt:" + messages.Domain(rc.Addr); q.susp[k] {
+		return k
+	}
+	return ""
+}
+
+// onSuspendDomain records the suspension; a resume makes what it held due.
+func (q *queueActor) onSuspendDomain(ctx actor.Context, m *suspendDomain) {
+	q.deps.Logger.Warn("domain suspension changed by the operator", "queue", q.name, "domain", m.key, "suspended", m.on)
+	if m.on {
+		if q.susp == nil {
+			q.susp = map[string]bool{}
+		}
+		q.susp[m.key] = true
+		return
+	}
+	delete(q.susp, m.key)
+	now := time.Now()
+	for id := range q.suspHeld[m.key] {
+		if msg := q.msgs[id]; msg != nil {
+			msg.scheduled = now
+			if msg.env == nil {
+				q.parkedDue.push(dueEntry{at: now, id: id})
+			} else {
+				q.due.push(dueEntry{at: now, id: id})
+			}
+		}
+	}
+	delete(q.suspHeld, m.key)
+	q.armTimer(ctx)
+}
 
 // cancelReply is what a cancelled recipient fails with.
 var cancelReply = messages.Reply{Code: 550, Enhanced: "5.0.0", Text: "cancelled by the operator", Class: "cancel"}

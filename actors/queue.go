@@ -45,10 +45,12 @@ type queueActor struct {
 	reloading bool
 	finished  map[messages.MsgID]bool
 
-	stopping  bool          // restarting or stopping: no new children
-	suspended bool          // the operator stopped deliveries (mail stays queued)
-	draining  bool          // no new job starts
-	drainDone chan struct{} // closed when draining and nothing is in flight
+	stopping  bool                               // restarting or stopping: no new children
+	suspended bool                               // the operator stopped deliveries (mail stays queued)
+	susp      map[string]bool                    // suspended domains (see suspendedBy)
+	suspHeld  map[string]map[messages.MsgID]bool // messages each suspension holds back
+	draining  bool                               // no new job starts
+	drainDone chan struct{}                      // closed when draining and nothing is in flight
 }
 
 // qmsg is a message as its queue holds it. A message waiting for a time
@@ -177,6 +179,8 @@ func (q *queueActor) Receive(ctx actor.Context) {
 		q.pump(ctx)
 	case *reconfigure:
 		q.onReconfigure(ctx)
+	case *suspendDomain:
+		q.onSuspendDomain(ctx, m)
 	case *messages.DestinationIdle:
 		q.onIdle(ctx, m.Dest)
 	case *actor.Terminated:
@@ -386,6 +390,22 @@ func (q *queueActor) schedule(ctx actor.Context, m *qmsg, now time.Time) {
 			delayed = append(delayed, i)
 			continue
 		case !rc.NextAttempt.After(now):
+			if key := q.suspendedBy(m.env, rc); key != "" {
+				// Held until resumed; still expires on time.
+				if q.suspHeld == nil {
+					q.suspHeld = map[string]map[messages.MsgID]bool{}
+				}
+				if q.suspHeld[key] == nil {
+					q.suspHeld[key] = map[messages.MsgID]bool{}
+				}
+				q.suspHeld[key][m.env.ID] = true
+				if s.Expire > 0 {
+					later(m.env.Arrival.Add(s.Expire))
+				} else {
+					later(now.Add(24 * time.Hour)) // a heap entry, so it can park
+				}
+				break
+			}
 			due = append(due, i)
 			dueExpire = append(dueExpire, s.Expire)
 		default:

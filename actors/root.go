@@ -67,7 +67,7 @@ func (r *rootActor) Receive(ctx actor.Context) {
 		}
 	case *reload:
 		r.startReload(ctx, m.queue)
-	case *retryNow, *cancelRcpts:
+	case *retryNow, *cancelRcpts, *suspendDomain:
 		for _, pid := range r.queues {
 			ctx.Send(pid, m)
 		}

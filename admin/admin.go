@@ -62,6 +62,10 @@ func newHandler(src Source, ctl Control, now func() time.Time) http.Handler {
 	mux.HandleFunc("/api/v1/messages/cancel", allow(http.MethodPost, h.cancel))
 	mux.HandleFunc("/api/v1/queues/{name}/suspend", allow(http.MethodPost, h.suspend(true)))
 	mux.HandleFunc("/api/v1/queues/{name}/resume", allow(http.MethodPost, h.suspend(false)))
+	mux.HandleFunc("/api/v1/domains/{domain}/suspend", allow(http.MethodPost, h.suspendDomain(false, true)))
+	mux.HandleFunc("/api/v1/domains/{domain}/resume", allow(http.MethodPost, h.suspendDomain(false, false)))
+	mux.HandleFunc("/api/v1/senders/{domain}/suspend", allow(http.MethodPost, h.suspendDomain(true, true)))
+	mux.HandleFunc("/api/v1/senders/{domain}/resume", allow(http.MethodPost, h.suspendDomain(true, false)))
 	mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path))
 	})

@@ -25,6 +25,18 @@ type Control interface {
 	// SuspendQueue suspends or resumes a virtual queue. Its only error is
 	// an unknown queue, and its text is shown to the operator.
 	SuspendQueue(name string, suspended bool) error
+	// SuspendDomain suspends or resumes delivery to a recipient domain
+	// (sender false) or of mail from a sender domain (sender true). Its
+	// only error is a malformed domain.
+	SuspendDomain(domain string, sender, suspended bool) error
+}
+
+// DomainState answers POST /api/v1/domains/{domain}/suspend|resume and
+// /api/v1/senders/{domain}/suspend|resume.
+type DomainState struct {
+	Domain    string `json:"domain"`
+	Kind      string `json:"kind"` // "recipient" or "sender"
+	Suspended bool   `json:"suspended"`
 }
 
 // MaxSelect bounds the messages one retry or cancel acts on; a larger
@@ -160,6 +172,25 @@ func (h *handler) suspend(suspended bool) http.HandlerFunc {
 			return
 		}
 		writeJSON(w, http.StatusOK, QueueState{Queue: name, Suspended: suspended})
+	}
+}
+
+// suspendDomain answers the domain and sender-domain suspensions.
+func (h *handler) suspendDomain(sender, suspended bool) http.HandlerFunc {
+	kind := "recipient"
+	if sender {
+		kind = "sender"
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !h.canWrite(w) {
+			return
+		}
+		d := strings.ToLower(r.PathValue("domain"))
+		if err := h.ctl.SuspendDomain(d, sender, suspended); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		writeJSON(w, http.StatusOK, DomainState{Domain: d, Kind: kind, Suspended: suspended})
 	}
 }
 

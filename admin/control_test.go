@@ -39,6 +39,8 @@ func (c *fakeControl) Cancel(ids []messages.MsgID, rcpt string) {
 	c.record(fmt.Sprintf("cancel %s rcpt=%s", idList(ids), rcpt))
 }
 
+func (c *fakeControl) SuspendDomain(string, bool, bool) error { return nil }
+
 func (c *fakeControl) SuspendQueue(name string, suspended bool) error {
 	if name != "default" && name != "bulk" {
 		return fmt.Errorf("no queue %q", name)

@@ -31,8 +31,8 @@ const queueUsage = `usage:
   mtad queue summary [--json]
   mtad queue retry [ID...] [--queue Q] [--sender S] [--rcpt R] [--domain D] [--status S] [--due-before T] [--due-after T] [--json]
   mtad queue cancel [ID...] [--rcpt R] [--queue Q] [--sender S] [--domain D] [--status S] [--due-before T] [--due-after T] [--json]
-  mtad queue suspend QUEUE [--json]
-  mtad queue resume QUEUE [--json]
+  mtad queue suspend QUEUE | domain DOMAIN | sender DOMAIN [--json]
+  mtad queue resume QUEUE | domain DOMAIN | sender DOMAIN [--json]
 retry and cancel act on the messages given by id or, without ids, on every message the filters match;
 cancel fails the pending recipients (only R with --rcpt) and needs ids or a filter.
 common flags: --api URL (default $MTAD_API or ` + defaultAPI + `), --token TOKEN (default $MTAD_TOKEN)
@@ -241,8 +241,25 @@ func queueSuspend(suspend bool) func(*queueFlags, []string, io.Writer) error {
 		verb, done = "suspend", "suspended: its mail stays queued and keeps its expiry"
 	}
 	return func(qf *queueFlags, pos []string, stdout io.Writer) error {
+		if len(pos) == 2 && (pos[0] == "domain" || pos[0] == "sender") {
+			var st admin.DomainState
+			path := "/api/v1/domains/"
+			if pos[0] == "sender" {
+				path = "/api/v1/senders/"
+			}
+			raw, err := qf.client().post(path+url.PathEscape(pos[1])+"/"+verb, nil, nil, &st)
+			if err != nil || *qf.json {
+				return printRaw(stdout, raw, err)
+			}
+			what := "mail to " + st.Domain
+			if st.Kind == "sender" {
+				what = "mail from " + st.Domain
+			}
+			_, err = fmt.Fprintf(stdout, "%s %s\n", what, strings.Replace(done, "its mail", "it", 1))
+			return err
+		}
 		if len(pos) != 1 {
-			return fmt.Errorf("queue %s takes one queue name: %w", verb, errUsage)
+			return fmt.Errorf("queue %s takes a queue name, or domain DOMAIN, or sender DOMAIN: %w", verb, errUsage)
 		}
 		var st admin.QueueState
 		raw, err := qf.client().post("/api/v1/queues/"+url.PathEscape(pos[0])+"/"+verb, nil, nil, &st)
