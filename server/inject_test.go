@@ -78,6 +78,10 @@ token = "s3cret"
 		t.Fatalf("second inject: %d %v", code, out)
 	}
 	waitFor(t, "the acme tenant's mail at its own relay", 10*time.Second, func() bool { return len(other.Rcpts()) == 2 })
+	waitFor(t, "the journal emptied (quota released)", 10*time.Second, func() bool {
+		n, err := s.journal.Stats()
+		return err == nil && n == 0
+	})
 
 	// The quota counts queued messages: hold two at a deferring sink.
 	sink.SetRcptReply(func(string) *smtp.SMTPError {
