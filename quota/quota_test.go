@@ -450,3 +450,39 @@ func BenchmarkAdmitRelease(b *testing.B) {
 		})
 	})
 }
+
+// Retune: a raised limit admits at once, charges made before stay and are
+// released as before; a changed set of quotas is refused and changes
+// nothing.
+func TestRetune(t *testing.T) {
+	b, err := NewBook([]Quota{{Name: "per-domain", Key: RcptDomain, Messages: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Admit(mkEnv(1, "s@a.example", 1, "r@x.example")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Admit(mkEnv(2, "s@a.example", 1, "q@x.example")); !errors.Is(err, ErrFull) {
+		t.Fatalf("second message under a limit of 1: %v", err)
+	}
+	for _, bad := range [][]Quota{
+		{{Name: "per-domain", Key: Sender, Messages: 5}},
+		{{Name: "per-domain", Key: RcptDomain, Messages: 5}, {Name: "more", Messages: 1}},
+		{},
+	} {
+		if err := b.Retune(bad); err == nil || !strings.Contains(err.Error(), "restart") {
+			t.Errorf("Retune(%v) = %v, want a refusal that says a restart is needed", bad, err)
+		}
+	}
+	if err := b.Retune([]Quota{{Name: "per-domain", Key: RcptDomain, Messages: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Admit(mkEnv(2, "s@a.example", 1, "q@x.example")); err != nil {
+		t.Fatalf("second message under the raised limit of 2: %v", err)
+	}
+	b.Release(mkEnv(1, "s@a.example", 1, "r@x.example"), 0)
+	b.Release(mkEnv(2, "s@a.example", 1, "q@x.example"), 0)
+	if u := usage(b); u != "" {
+		t.Errorf("usage after every release: %q, want none", u)
+	}
+}
