@@ -17,6 +17,7 @@ import (
 	"github.com/mtad/mtad/expression"
 	"github.com/mtad/mtad/messages"
 	"github.com/mtad/mtad/outbound"
+	"github.com/mtad/mtad/persistence"
 	"github.com/mtad/mtad/tlsrpt"
 )
 
@@ -164,7 +165,7 @@ func (c *connectionActor) dial(ctx actor.Context) {
 		var conn session
 		var reply messages.Reply
 		if route.Type == config.RouteLocal && route.LMTP == "" {
-			conn = newMaildirSession(deps, deps.Config.MaildirPath(route))
+			conn = newMaildirSession(deps, deps.Cfg().MaildirPath(route))
 		} else if oc, r := dialTargets(cctx, deps, route, domain, targets, dc); oc != nil {
 			conn = netSession{oc}
 		} else {
@@ -192,7 +193,7 @@ func dialTargets(ctx context.Context, d *Deps, route config.Route, domain string
 	last := messages.Reply{Text: "no targets", Class: "connection"}
 	secClass := "" // a TLS or DANE failure on any hop is what a strategy's last_error must see
 	for _, h := range hops {
-		conn, reply, err := dialHop(ctx, d, route, domain, h, h.plan(d.Config, domain, dc), dc)
+		conn, reply, err := dialHop(ctx, d, route, domain, h, h.plan(d.Cfg(), domain, dc), dc)
 		if conn != nil {
 			return conn, messages.Reply{}
 		}
@@ -270,7 +271,7 @@ func (d *Deps) recordTLS(route config.Route, domain string, h hop, plan *tlsPlan
 // connOptions evaluates the connection strategy for one remote address.
 // It reads only immutable values, on the dial goroutine.
 func connOptions(deps *Deps, route config.Route, domain string, t outbound.Target, preferred netip.Addr) outbound.Options {
-	cfg := deps.Config
+	cfg := deps.Cfg()
 	cs := connStrategy(deps, domain, t)
 	src := sourceIP(cs.SourceIPs, t.Addr.Addr())
 	if preferred.IsValid() && slices.Contains(cs.SourceIPs, preferred) && preferred.Is4() == t.Addr.Addr().Unmap().Is4() {
@@ -300,7 +301,7 @@ func connOptions(deps *Deps, route config.Route, domain string, t outbound.Targe
 
 // connStrategy evaluates the connection strategy for one remote address.
 func connStrategy(deps *Deps, domain string, t outbound.Target) config.Connection {
-	cfg := deps.Config
+	cfg := deps.Cfg()
 	env := expression.Env{RcptDomain: domain, MX: t.Host, RemoteIP: ipOf(t)}
 	name, err := cfg.Queue.Strategy.Connection.Eval(&env)
 	cs, ok := cfg.Queue.Connection[name]
@@ -365,15 +366,19 @@ func (c *connectionActor) deliver(ctx actor.Context, j *messages.Job) {
 }
 
 // deliverJob runs one transaction; it always returns one reply per
-// recipient.
+// recipient. The body streams from the journal as DATA is sent (or the
+// Maildir copy written) and is closed after; a journal read failure in the
+// middle fails the transaction with a temporary reply of class "journal",
+// the message unfinished (see outbound.Deliver and maildir.Store.Deliver).
 // final says the route is local delivery: REQUIRETLS (RFC 8689) governs
 // relaying, not the hand-off into the mailbox.
-func deliverJob(ctx context.Context, conn session, j journalBody, job *messages.Job, final bool) []messages.Reply {
-	body, err := j.Body(job.MsgID)
+func deliverJob(ctx context.Context, conn session, j bodyOpener, job *messages.Job, final bool) []messages.Reply {
+	body, err := j.OpenBody(job.MsgID)
 	if err != nil {
 		return failedResult(job, messages.Reply{Text: fmt.Sprintf("reading the message from the journal: %v", err), Class: "journal"}, "", "").Replies
 	}
-	tx := outbound.Tx{From: job.From, Body: body, Size: int64(len(body)), BodyType: job.Body,
+	defer body.Close()
+	tx := outbound.Tx{From: job.From, Body: body, Size: body.Size(), BodyType: job.Body,
 		SMTPUTF8: job.SMTPUTF8, Ret: job.Ret, EnvID: job.EnvID, RequireTLS: job.RequireTLS && !final}
 	for _, r := range job.Rcpts {
 		tx.Rcpts = append(tx.Rcpts, outbound.Rcpt{Addr: r.Addr, Notify: r.Notify, ORcpt: r.ORcpt})
@@ -389,8 +394,16 @@ func deliverJob(ctx context.Context, conn session, j journalBody, job *messages.
 	return replies
 }
 
-type journalBody interface {
-	Body(id messages.MsgID) ([]byte, error)
+// bodySource is what the engine needs of the journal's bodies: the first
+// bytes (BodyPrefix), for a DSN that returns the message; OpenBody, a
+// stream, for delivery.
+type bodySource interface {
+	BodyPrefix(id messages.MsgID, n int64) ([]byte, error)
+	bodyOpener
+}
+
+type bodyOpener interface {
+	OpenBody(id messages.MsgID) (*persistence.BodyReader, error)
 }
 
 func (c *connectionActor) onDelivered(ctx actor.Context, m *delivered) {

@@ -26,7 +26,7 @@ import (
 type Journal interface {
 	NextID() messages.MsgID
 	Accept(env *messages.Envelope, body []byte) error
-	Body(id messages.MsgID) ([]byte, error)
+	bodySource // Body (DSNs) and OpenBody (delivery); see connection.go
 	Update(id messages.MsgID, rcpts []messages.Recipient) error
 	Finish(id messages.MsgID, nrcpts int) error
 	Get(id messages.MsgID) (*messages.Envelope, error)

@@ -72,7 +72,9 @@ func (q *queueActor) dsnJob(m *qmsg, p *persisted) *dsnJob {
 // journal goroutine before the reported states are written. The returned
 // envelope is enqueued once they are.
 func (d *dsnJob) journal(j Journal) (*messages.Envelope, error) {
-	original, err := j.Body(d.env.ID)
+	// Enough to tell whether RET=FULL gets the whole message back; a
+	// larger one returns its header section only.
+	original, err := j.BodyPrefix(d.env.ID, dsn.DefaultMaxFull+1)
 	if err != nil {
 		return nil, fmt.Errorf("dsn for %v: %w", d.env.ID, err)
 	}
@@ -86,7 +88,7 @@ func (d *dsnJob) journal(j Journal) (*messages.Envelope, error) {
 		orig = &c
 	}
 	raw, err := dsn.Build(dsn.Report{ReportingMTA: d.cfg.Server.Hostname, Envelope: orig,
-		Recipients: d.rcpts, Original: original, Now: now})
+		Recipients: d.rcpts, Original: original, OriginalSize: d.env.Size, Now: now})
 	if err != nil {
 		return nil, &buildError{fmt.Errorf("dsn for %v: %w", d.env.ID, err)}
 	}

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"strings"
 
 	"github.com/mtad/mtad/maildir"
 	"github.com/mtad/mtad/messages"
@@ -31,16 +32,21 @@ type maildirSession struct {
 }
 
 func newMaildirSession(d *Deps, root string) *maildirSession {
-	return &maildirSession{store: &maildir.Store{Root: root, Hostname: d.Config.Server.Hostname}, deps: d}
+	return &maildirSession{store: &maildir.Store{Root: root, Hostname: d.Cfg().Server.Hostname}, deps: d}
 }
 
-// Deliver writes the message into each recipient's mailbox.
+// Deliver writes the message into each recipient's mailbox, streaming the
+// body from tx.Body, which must hold exactly tx.Size bytes.
 func (s *maildirSession) Deliver(ctx context.Context, tx outbound.Tx) ([]messages.Reply, error) {
 	rcpts := make([]maildir.Rcpt, len(tx.Rcpts))
 	for i, r := range tx.Rcpts {
 		rcpts[i] = maildir.Rcpt{Addr: r.Addr}
 	}
-	replies, err := s.store.Deliver(ctx, tx.From, rcpts, tx.Body)
+	body := tx.Body
+	if body == nil {
+		body = strings.NewReader("")
+	}
+	replies, err := s.store.Deliver(ctx, tx.From, rcpts, body, tx.Size)
 	if err != nil {
 		s.deps.Logger.Error("maildir delivery failed", "err", err)
 	}

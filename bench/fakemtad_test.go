@@ -8,15 +8,19 @@ import (
 	"io"
 	"log"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-smtp"
+	"github.com/pelletier/go-toml/v2"
 )
 
 // fakeMtadEnv makes the test binary behave as `mtad serve`, so the tests can
@@ -38,8 +42,12 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// fakeMtad parses mtad's serve flags and runs until SIGTERM.
+// fakeMtad parses mtad's serve flags and runs until SIGTERM; it also
+// answers `config check FILE` for any TOML file.
 func fakeMtad(mode string, args []string) int {
+	if len(args) == 3 && args[0] == "config" && args[1] == "check" {
+		return fakeConfigCheck(args[2])
+	}
 	if len(args) == 0 || args[0] != "serve" {
 		return 2
 	}
@@ -47,7 +55,8 @@ func fakeMtad(mode string, args []string) int {
 	dataDir := fs.String("data-dir", "", "")
 	listen := fs.String("listen", "", "")
 	relay := fs.String("relay", "", "")
-	fs.String("config", "", "")
+	conf := fs.String("config", "", "")
+	pprofAddr := fs.String("pprof", "", "")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
@@ -59,7 +68,68 @@ func fakeMtad(mode string, args []string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	return fakeServe(*listen, &fakeRelay{relay: *relay, blackhole: mode == "blackhole"})
+	r := &fakeRelay{relay: *relay, blackhole: mode == "blackhole"}
+	if err := fakeHTTP(*conf, *pprofAddr, r); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return fakeServe(*listen, r)
+}
+
+// fakeConfigCheck accepts any file that parses as TOML.
+func fakeConfigCheck(path string) int {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		err = toml.Unmarshal(b, new(map[string]any))
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "fake mtad:", err)
+		return 1
+	}
+	return 0
+}
+
+// fakeHTTP serves /metrics on the config's [server.management] bind (a
+// journal gauge and the recipients held) and the Go profiler on pprofAddr.
+func fakeHTTP(conf, pprofAddr string, r *fakeRelay) error {
+	if pprofAddr != "" {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		if err := fakeListen(pprofAddr, mux); err != nil {
+			return err
+		}
+	}
+	if conf == "" {
+		return nil
+	}
+	var c struct {
+		Server struct{ Management struct{ Bind string } }
+	}
+	b, err := os.ReadFile(conf)
+	if err == nil {
+		err = toml.Unmarshal(b, &c)
+	}
+	if err != nil || c.Server.Management.Bind == "" {
+		return err
+	}
+	metrics := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintf(w, "# TYPE mtad_journal_write_amplification gauge\nmtad_journal_write_amplification 1.5\n"+
+			"# TYPE mtad_journal_fake_gauge gauge\nmtad_journal_fake_gauge{kind=\"a\"} 7\n"+
+			"# TYPE mtad_queue_messages gauge\nmtad_queue_messages{queue=\"default\"} %d\n", r.held.Load())
+	})
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", metrics)
+	return fakeListen(c.Server.Management.Bind, mux)
+}
+
+func fakeListen(addr string, h http.Handler) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	go http.Serve(ln, h) // until the process exits
+	return nil
 }
 
 func fakeServe(listen string, r *fakeRelay) int {
@@ -86,6 +156,7 @@ type fakeRelay struct {
 	relay     string
 	blackhole bool
 	wg        sync.WaitGroup
+	held      atomic.Int64 // recipients not yet relayed or dropped
 }
 
 func (r *fakeRelay) NewSession(*smtp.Conn) (smtp.Session, error) {
@@ -118,7 +189,11 @@ func (s *fakeSession) Data(r io.Reader) error {
 	}
 	from := s.from // the session is reused once Data returns
 	for _, rcpt := range s.rcpts {
-		s.r.wg.Go(func() { s.r.deliver(from, rcpt, msg) })
+		s.r.held.Add(1)
+		s.r.wg.Go(func() {
+			defer s.r.held.Add(-1)
+			s.r.deliver(from, rcpt, msg)
+		})
 	}
 	return nil
 }

@@ -25,19 +25,26 @@ const (
 // SMTP sessions. Each session keeps its connection for transaction after
 // transaction (MAIL, RCPT..., DATA; RSET only after a refusal) and takes
 // the next message id from a shared counter, so the run ends when the ids
-// run out or ctx ends.
+// below limit run out or ctx ends.
 type injector struct {
 	l      *ledger
 	gen    *generator
 	target string
 	conc   int
+	limit  int          // ids 0..limit-1 are sent
 	next   atomic.Int64 // next message id to send
 }
 
-// inject runs the injection phase to its end and records its start and
-// end in l.
+// inject runs the injection phase of every message of l's plan to its end
+// and records its start and end in l.
 func inject(ctx context.Context, l *ledger, target string, conc int) {
-	in := &injector{l: l, gen: newGenerator(l.plan), target: target, conc: conc}
+	injectN(ctx, l, target, conc, l.plan.n)
+}
+
+// injectN is inject for the first n messages of the plan only; the rest
+// are left to the caller (a probe, say).
+func injectN(ctx context.Context, l *ledger, target string, conc, n int) {
+	in := &injector{l: l, gen: newGenerator(l.plan), target: target, conc: conc, limit: min(n, l.plan.n)}
 	l.injectStart.Store(l.clock.now())
 	var wg sync.WaitGroup
 	for range conc {
@@ -50,7 +57,7 @@ func inject(ctx context.Context, l *ledger, target string, conc int) {
 // take hands out the next message id; ok is false when none are left.
 func (in *injector) take() (id int, ok bool) {
 	id = int(in.next.Add(1) - 1)
-	return id, id < in.l.plan.n
+	return id, id < in.limit
 }
 
 // session is one client connection's loop, redialling after a broken

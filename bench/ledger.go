@@ -33,6 +33,7 @@ type ledger struct {
 	acceptedAt  []atomic.Int64  // by message id: clock offset when the 250 after DATA came back
 	deliveredAt []atomic.Int64  // by slot: clock offset of the first delivery
 	sendLatency []atomic.Int64  // by slot: wall-clock ns from X-Bench-Sent to the first delivery
+	firstRcptAt []atomic.Int64  // by slot: clock offset of the sink's answer to the slot's first RCPT
 	state       []atomic.Uint32 // by slot: bit* flags
 
 	injectStart, injectEnd atomic.Int64 // clock offsets
@@ -50,6 +51,8 @@ type ledger struct {
 	duplicates, foreign      atomic.Int64 // repeated slot deliveries; messages or recipients not of this plan
 	tempFails, permFails     atomic.Int64 // RCPTs answered 451 / 550
 	malformed, sinkSessions  atomic.Int64 // bench messages without a usable X-Bench-Sent; SMTP sessions
+	deferred                 atomic.Int64 // RCPTs answered 451 while the sink was deferring
+	sizeMismatches           atomic.Int64 // bench messages whose body was not the size sent
 }
 
 func newLedger(p *plan) *ledger {
@@ -59,6 +62,7 @@ func newLedger(p *plan) *ledger {
 		acceptedAt:  make([]atomic.Int64, p.n),
 		deliveredAt: make([]atomic.Int64, p.slots()),
 		sendLatency: make([]atomic.Int64, p.slots()),
+		firstRcptAt: make([]atomic.Int64, p.slots()),
 		state:       make([]atomic.Uint32, p.slots()),
 	}
 }
@@ -96,6 +100,24 @@ func (l *ledger) deliver(slot int, sent int64) bool {
 		l.done.Add(1)
 	}
 	return true
+}
+
+// firstRcpt records the time of slot's first RCPT at the sink, whatever the
+// answer; later ones leave it alone.
+func (l *ledger) firstRcpt(slot int) {
+	if l.firstRcptAt[slot].Load() == 0 {
+		l.firstRcptAt[slot].CompareAndSwap(0, l.clock.now())
+	}
+}
+
+// lastDelivery is the clock offset of the latest first delivery of any
+// slot, 0 when none arrived.
+func (l *ledger) lastDelivery() int64 {
+	var last int64
+	for i := range l.deliveredAt {
+		last = max(last, l.deliveredAt[i].Load())
+	}
+	return last
 }
 
 // tempFailFirst reports whether this is the first RCPT for slot, which the

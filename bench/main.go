@@ -4,6 +4,78 @@
 // 250 and its delivery, and mtad's peak memory. It talks only to 127.0.0.1
 // and [::1], and every loop in it is bounded in count and in time.
 //
+// # Scenarios
+//
+// -scenario picks what to measure. Each prints a report (and JSON with
+// -json) and exits 1 when its promise is broken; each promise broken is a
+// line "FAIL: ..." at the end of the report. Every scenario but throughput
+// writes mtad's configuration itself (a temporary file, checked with `mtad
+// config check` first, and quoted in the JSON report), so it refuses
+// -config, -target and -direct-only. Those configurations turn on the
+// management listener on a free loopback port; at the end of each mtad run
+// the harness reads its /metrics and reports the journal's gauges
+// (mtad_journal_write_amplification, _wal_bytes_written, _flush_bytes,
+// _compact_bytes, _user_bytes and any other mtad_journal_* gauge), "n/a"
+// when mtad does not expose them. Flags left out take the scenario's
+// defaults, shown in parentheses.
+//
+//   - throughput (the default): the run described below, unchanged. Promise:
+//     every message accepted, every expected delivery arrives.
+//
+//   - backlog (-n 1000000 -size 1024 -c 20 -timeout 1h): the sink answers
+//     every RCPT 451 4.7.1 while all -n messages are injected, so mtad queues
+//     them all (retry every 30s, expiry 30d); once mtad_queue_messages counts
+//     them (bounded wait), the sink accepts and the harness waits for every
+//     delivery. mtad's VmRSS is sampled every second throughout. Reports
+//     injected/s, queue at release, time to drain, delivered, missing,
+//     duplicates, RSS by stage with a timeline, VmHWM and the journal
+//     metrics. Promise: every message delivered, and peak RSS (VmHWM, or the
+//     largest sample) at most 1 GiB ("FAIL: peak RSS X > 1 GiB").
+//
+//   - recovery (-n 1000000 -size 1024 -c 20 -timeout 1h): as backlog up to
+//     the end of the injection; then SIGKILL, a restart on the same data
+//     directory and configuration, and a probe message every 100 ms until
+//     one gets its 250 (bounded at 1 min); then the sink accepts. Reports the
+//     time from the restart's exec to that 250 and what arrived. Promise:
+//     that time at most 10 s; no message accepted before the kill (nor the
+//     probe) missing; duplicates no more than the sink's deliveries before
+//     the kill (0, as it deferred). RSS above 1 GiB is only a warning here.
+//
+//   - failures (-n 50000 -temp-fail 0.10 -perm-fail 0.02): two passes of -n
+//     messages, each against a fresh mtad and data directory with a 2s
+//     retry: a clean pass, then one whose sink answers the -temp-fail share
+//     of recipients 451 once (then 250) and the -perm-fail share 550. Both
+//     rates are delivered/s over the first-attempt phase: recipients
+//     delivered from the start of the injection until every accepted
+//     recipient has had its first attempt at the sink (a delivery, 451 or
+//     550), retries landing inside that window included, divided by its
+//     length. Promise: failing/clean >= 1 - temp - perm (0.88), and every
+//     deferred recipient arrives on its retry. The window should span
+//     several retries (a warning says when the clean one is under three):
+//     an unaffected mtad then scores about 0.95, where with no retries in
+//     the window it scores 0.88, at the threshold. Refuses -data-dir.
+//
+//   - large (-large-sizes 10485760,52428800 -n 20 -c 4 -timeout 30m): for
+//     each size, a fresh mtad whose session.max-message-size is the size
+//     plus 1 MiB takes -n messages of that size. Reports per size accepted/s,
+//     delivered/s, MiB/s, mtad's VmHWM and its ratio to the message size.
+//     The sink streams every body, reading only the header section, and
+//     checks the body's size. Promise: every message delivered, at its
+//     size. Refuses -size and -data-dir.
+//
+// Profiles: -cpuprofile FILE and -memprofile FILE start mtad with --pprof
+// on a free loopback port and fetch /debug/pprof/profile?seconds=N
+// (-profile-seconds, 30) and /debug/pprof/heap. The heap is taken at the
+// peak of the queue (backlog: just before the release; recovery: after the
+// restart's probe; otherwise when the injection ends), the CPU profile
+// during delivery (backlog and recovery: from the first delivery after the
+// release; otherwise from the start of the injection, as mtad delivers
+// while it accepts). failures profiles its failing pass, large its last
+// size. The report says where they went and how to read them (go tool
+// pprof -top FILE).
+//
+// # The throughput run
+//
 // Usage, from the module root:
 //
 //	go run ./bench [flags]
@@ -61,6 +133,12 @@ type config struct {
 	mtadPath, mtadConfig, dataDir string
 	timeout                       time.Duration
 	skipDirect, directOnly, json  bool
+
+	scenario               string
+	largeSizes             sizeList
+	cpuProfile, memProfile string
+	profileSeconds         int
+	set                    map[string]bool // flags given on the command line
 }
 
 // newFlagSet declares the flags into cfg, with their defaults.
@@ -82,7 +160,22 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.BoolVar(&cfg.skipDirect, "skip-direct", false, "skip the direct injector->sink baseline")
 	fs.BoolVar(&cfg.directOnly, "direct-only", false, "run only the direct injector->sink baseline, no mtad")
 	fs.BoolVar(&cfg.json, "json", false, "also print the report as JSON")
+	fs.StringVar(&cfg.scenario, "scenario", scenarioThroughput, "what to measure: "+strings.Join(scenarioNames, ", "))
+	cfg.largeSizes = sizeList{10 << 20, 50 << 20}
+	fs.Var(&cfg.largeSizes, "large-sizes", "message sizes in bytes of -scenario large, comma-separated")
+	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write mtad's CPU profile of its delivery phase to this file")
+	fs.StringVar(&cfg.memProfile, "memprofile", "", "write mtad's heap profile at its peak queue to this file")
+	fs.IntVar(&cfg.profileSeconds, "profile-seconds", 30, "length of the CPU profile")
 	return fs
+}
+
+// finish completes the flags parsed by fs: it notes which were given,
+// applies the scenario's defaults to the others and validates the result.
+func (c *config) finish(fs *flag.FlagSet) error {
+	c.set = map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { c.set[f.Name] = true })
+	c.applyScenarioDefaults(fs)
+	return c.check()
 }
 
 // check validates the flags together; its errors name the flag.
@@ -99,6 +192,15 @@ func (c *config) check() error {
 	}
 	if err := requireLoopback(c.sinkListen); err != nil {
 		return fmt.Errorf("-sink-listen: %w", err)
+	}
+	if err := c.checkProfiles(); err != nil {
+		return err
+	}
+	if c.scenario != scenarioThroughput {
+		return c.checkScenario()
+	}
+	if c.set["large-sizes"] {
+		return errors.New("-large-sizes applies to -scenario large only")
 	}
 	if c.directOnly {
 		return c.checkDirectOnly()
@@ -156,7 +258,7 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 	case err != nil:
 		return 2
 	}
-	if err := cfg.check(); err != nil {
+	if err := cfg.finish(fs); err != nil {
 		fmt.Fprintln(stderr, "bench:", err)
 		return 2
 	}

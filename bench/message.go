@@ -44,7 +44,7 @@ func newGenerator(p *plan) *generator {
 
 // build appends message id, sent at sent, to buf[:0] and returns it.
 func (g *generator) build(buf []byte, id int, sent time.Time) ([]byte, error) {
-	b := g.appendHeader(buf[:0], id, sent)
+	b := g.plan.appendHeader(buf[:0], id, sent)
 	body := g.plan.size - len(b)
 	if body < 2 {
 		return nil, fmt.Errorf("message size %d is too small for the %d-byte header section", g.plan.size, len(b))
@@ -52,9 +52,9 @@ func (g *generator) build(buf []byte, id int, sent time.Time) ([]byte, error) {
 	return g.appendBody(b, body), nil
 }
 
-// appendHeader appends the header section, blank line included.
-func (g *generator) appendHeader(b []byte, id int, sent time.Time) []byte {
-	p := g.plan
+// appendHeader appends the header section of message id, blank line
+// included.
+func (p *plan) appendHeader(b []byte, id int, sent time.Time) []byte {
 	b = append(b, "From: mtad bench <"+senderAddr+">\r\nTo: <"...)
 	b = append(b, p.addr(id*p.rcpts)...)
 	b = append(b, ">\r\nSubject: mtad bench message "...)
@@ -72,6 +72,14 @@ func (g *generator) appendHeader(b []byte, id int, sent time.Time) []byte {
 	b = append(b, "\r\n"+hdrSent+": "...)
 	b = strconv.AppendInt(b, sent.UnixNano(), 10)
 	return append(b, "\r\n\r\n"...)
+}
+
+// bodySize is the size of the body of message id sent at sentUnixNano (its
+// X-Bench-Sent): what follows the header section's blank line. The sink
+// checks it, since mtad adds trace fields to the header section only.
+func (p *plan) bodySize(id int, sentUnixNano int64) int {
+	var buf [512]byte
+	return p.size - len(p.appendHeader(buf[:0], id, time.Unix(0, sentUnixNano)))
 }
 
 // appendBody appends exactly n >= 2 bytes of filler lines. A remainder of

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -64,35 +63,48 @@ func buildMtad(ctx context.Context, dir string) (string, error) {
 // calls its methods; the waiter goroutine only sets waitErr and closes
 // exited.
 type daemon struct {
-	cmd     *exec.Cmd
-	listen  string
-	logPath string
-	exited  chan struct{} // closed once the process has exited
-	waitErr error         // cmd.Wait's result; read only after exited is closed
+	cmd       *exec.Cmd
+	listen    string
+	logPath   string
+	startedAt time.Time     // just before the exec
+	exited    chan struct{} // closed once the process has exited
+	waitErr   error         // cmd.Wait's result; read only after exited is closed
 }
 
-// startDaemon starts `bin serve` listening on a free loopback port and
-// relaying to relay; its stdout and stderr go to logPath.
-func startDaemon(bin, dataDir, config, relay, logPath string) (*daemon, error) {
+// daemonSpec is how to run one mtad.
+type daemonSpec struct {
+	bin, dataDir string
+	config       string // --config; "" for the embedded default
+	relay        string // --relay host:port
+	pprof        string // --pprof host:port; "" for none
+	logPath      string // stdout and stderr
+}
+
+// startDaemon starts `bin serve` listening on a free loopback port as spec
+// says.
+func startDaemon(spec daemonSpec) (*daemon, error) {
 	listen, err := freeLoopbackAddr()
 	if err != nil {
 		return nil, err
 	}
-	args := []string{"serve", "--data-dir", dataDir, "--listen", listen, "--relay", relay}
-	if config != "" {
-		args = append(args, "--config", config)
+	args := []string{"serve", "--data-dir", spec.dataDir, "--listen", listen, "--relay", spec.relay}
+	if spec.config != "" {
+		args = append(args, "--config", spec.config)
 	}
-	logf, err := os.Create(logPath)
+	if spec.pprof != "" {
+		args = append(args, "--pprof", spec.pprof)
+	}
+	logf, err := os.Create(spec.logPath)
 	if err != nil {
 		return nil, err
 	}
 	defer logf.Close() // the child has its own descriptor
-	cmd := exec.Command(bin, args...)
+	cmd := exec.Command(spec.bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	d := &daemon{cmd: cmd, listen: listen, logPath: spec.logPath, startedAt: time.Now(), exited: make(chan struct{})}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start mtad: %w", err)
 	}
-	d := &daemon{cmd: cmd, listen: listen, logPath: logPath, exited: make(chan struct{})}
 	go func() {
 		d.waitErr = cmd.Wait()
 		close(d.exited)
@@ -123,19 +135,27 @@ func (d *daemon) waitReady(ctx context.Context) error {
 }
 
 // peakRSS reads the process's peak resident set size (VmHWM), in KiB.
-func (d *daemon) peakRSS() (int64, error) {
+func (d *daemon) peakRSS() (int64, error) { return d.statusKiB("VmHWM") }
+
+// rss reads the process's resident set size (VmRSS), in KiB.
+func (d *daemon) rss() (int64, error) { return d.statusKiB("VmRSS") }
+
+func (d *daemon) statusKiB(field string) (int64, error) {
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.cmd.Process.Pid))
 	if err != nil {
 		return 0, err
 	}
-	return parseVmHWM(status)
+	return parseStatusKiB(status, field)
 }
 
 // parseVmHWM finds "VmHWM:    1234 kB" in a /proc/<pid>/status text.
-func parseVmHWM(status []byte) (int64, error) {
+func parseVmHWM(status []byte) (int64, error) { return parseStatusKiB(status, "VmHWM") }
+
+// parseStatusKiB finds "<field>:    1234 kB" in a /proc/<pid>/status text.
+func parseStatusKiB(status []byte, field string) (int64, error) {
 	sc := bufio.NewScanner(bytes.NewReader(status))
 	for sc.Scan() {
-		rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:")
+		rest, ok := strings.CutPrefix(sc.Text(), field+":")
 		if !ok {
 			continue
 		}
@@ -145,7 +165,13 @@ func parseVmHWM(status []byte) (int64, error) {
 		}
 		return strconv.ParseInt(fields[0], 10, 64)
 	}
-	return 0, errors.New("no VmHWM line in /proc status")
+	return 0, fmt.Errorf("no %s line in /proc status", field)
+}
+
+// kill sends SIGKILL and waits for the process to be gone.
+func (d *daemon) kill() {
+	_ = d.cmd.Process.Kill()
+	<-d.exited // SIGKILL cannot be caught: the wait is short
 }
 
 // stop sends SIGTERM, waits up to stopBound, then SIGKILLs, and describes

@@ -22,6 +22,10 @@ type runEnv struct {
 // run executes the phases cfg asks for and fills rep with what they
 // measured. Its error is a phase that could not run at all.
 func run(ctx context.Context, cfg config, env runEnv, rep *report) error {
+	rep.Scenario = cfg.scenario
+	if cfg.scenario != scenarioThroughput {
+		return runScenario(ctx, cfg, env, rep)
+	}
 	var bin, workDir string
 	if !cfg.directOnly && cfg.target == "" {
 		var err error
@@ -68,7 +72,7 @@ func directPhase(ctx context.Context, cfg config, env runEnv) (*phaseStats, erro
 		return nil, err
 	}
 	defer s.close()
-	runPhase(ctx, l, s.addr(), cfg.conc, env, "direct", nil)
+	runPhase(ctx, l, s.addr(), cfg.conc, env, "direct", nil, nil)
 	st := collect(l)
 	return &st, nil
 }
@@ -87,29 +91,39 @@ func mtadPhase(ctx context.Context, cfg config, env runEnv, rep *report, bin, wo
 	}
 	defer s.close()
 	if cfg.target != "" {
-		runPhase(ctx, l, cfg.target, cfg.conc, env, "mtad", nil)
+		runPhase(ctx, l, cfg.target, cfg.conc, env, "mtad", nil, nil)
 		st := collect(l)
 		rep.Main = &st
 		return nil
 	}
-	d, cleanup, err := launchMtad(ctx, cfg, bin, workDir, s.addr())
+	prof, err := newProfiler(cfg)
+	if err != nil {
+		return err
+	}
+	d, cleanup, err := launchMtad(ctx, cfg, bin, workDir, s.addr(), prof.pprofAddr())
 	if err != nil {
 		return err
 	}
 	defer cleanup()
-	runPhase(ctx, l, d.listen, cfg.conc, env, "mtad", d.exited)
+	runPhase(ctx, l, d.listen, cfg.conc, env, "mtad", d.exited, prof)
 	st := collect(l)
 	rep.Main = &st
+	rep.Profiles = prof.finish()
 	finishMtad(d, rep, env)
 	return nil
 }
 
 // runPhase injects the plan of l into target, then waits for the sink to
-// see every expected delivery, for ctx to end or for abort to close.
-func runPhase(ctx context.Context, l *ledger, target string, conc int, env runEnv, label string, abort <-chan struct{}) {
+// see every expected delivery, for ctx to end or for abort to close. With
+// a profiler, the CPU profile starts with the injection (mtad delivers
+// while it accepts) and the heap profile is taken when the injection ends,
+// at the peak of the queue; the caller calls prof.finish.
+func runPhase(ctx context.Context, l *ledger, target string, conc int, env runEnv, label string, abort <-chan struct{}, prof *profiler) {
 	stop := startProgress(l, label, env.progress, env.tty)
 	defer stop()
+	prof.startCPU(ctx)
 	inject(ctx, l, target, conc)
+	prof.writeHeap(ctx)
 	waitDelivered(ctx, l, abort)
 }
 
@@ -129,10 +143,11 @@ func waitDelivered(ctx context.Context, l *ledger, abort <-chan struct{}) bool {
 	return true
 }
 
-// launchMtad starts mtad on a fresh data directory, relaying to relay, and
-// waits until it listens. cleanup stops it if it still runs and removes the
+// launchMtad starts mtad on a fresh data directory, relaying to relay (and
+// serving the profiler on pprofAddr unless empty), and waits until it
+// listens. cleanup stops it if it still runs and removes the
 // data directory when the harness made it.
-func launchMtad(ctx context.Context, cfg config, bin, workDir, relay string) (*daemon, func(), error) {
+func launchMtad(ctx context.Context, cfg config, bin, workDir, relay, pprofAddr string) (*daemon, func(), error) {
 	dataDir, owned, err := prepareDataDir(cfg.dataDir)
 	if err != nil {
 		return nil, nil, err
@@ -142,7 +157,9 @@ func launchMtad(ctx context.Context, cfg config, bin, workDir, relay string) (*d
 			os.RemoveAll(dataDir)
 		}
 	}
-	d, err := startDaemon(bin, dataDir, cfg.mtadConfig, relay, filepath.Join(workDir, "mtad.log"))
+	spec := daemonSpec{bin: bin, dataDir: dataDir, config: cfg.mtadConfig, relay: relay,
+		pprof: pprofAddr, logPath: filepath.Join(workDir, "mtad.log")}
+	d, err := startDaemon(spec)
 	if err != nil {
 		removeData()
 		return nil, nil, err

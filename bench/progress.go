@@ -86,7 +86,11 @@ func showLines(l *ledger, label string, w io.Writer, quit <-chan struct{}) {
 }
 
 func progressLine(l *ledger, label string) string {
-	return fmt.Sprintf("%s: %6.1fs  accepted %d/%d  delivered %d/%d",
+	line := fmt.Sprintf("%s: %6.1fs  accepted %d/%d  delivered %d/%d",
 		label, time.Since(l.clock.start).Seconds(),
 		l.accepted.Load(), l.plan.n, l.done.Load(), l.expected.Load())
+	if n := l.deferred.Load(); n > 0 {
+		line += fmt.Sprintf("  deferred by the sink %d", n)
+	}
+	return line
 }

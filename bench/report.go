@@ -44,6 +44,8 @@ type phaseStats struct {
 	SinkSessions   int64  `json:"sink_sessions"`
 	SinkMessages   int64  `json:"sink_messages"`
 	SinkDeliveries int64  `json:"sink_deliveries"`
+	Deferred       int64  `json:"sink_deferred"`        // RCPTs answered 451 while the sink deferred everything
+	SizeMismatches int64  `json:"sink_size_mismatches"` // bench messages whose body was not the size sent
 	FirstError     string `json:"first_error,omitempty"`
 	FirstRejection string `json:"first_rejection,omitempty"`
 
@@ -74,6 +76,7 @@ func collect(l *ledger) phaseStats {
 		TempFails: l.tempFails.Load(), PermFails: l.permFails.Load(), Foreign: l.foreign.Load(),
 		Malformed: l.malformed.Load(), SinkSessions: l.sinkSessions.Load(),
 		SinkMessages: l.sinkMessages.Load(), SinkDeliveries: l.deliveries.Load(),
+		Deferred: l.deferred.Load(), SizeMismatches: l.sizeMismatches.Load(),
 		FirstError: load(&l.firstError), FirstRejection: load(&l.firstRejection),
 	}
 	start, end := l.injectStart.Load(), l.injectEnd.Load()
@@ -185,6 +188,7 @@ type report struct {
 	Flags      string      `json:"flags"`
 	Host       string      `json:"host"`
 	Mode       string      `json:"mode"`
+	Scenario   string      `json:"scenario,omitempty"`
 	Main       *phaseStats `json:"main,omitempty"`
 	Direct     *phaseStats `json:"direct,omitempty"`
 	PeakRSSKiB *int64      `json:"mtad_peak_rss_kib"` // null when not measured
@@ -194,6 +198,21 @@ type report struct {
 	OK         bool        `json:"ok"`
 	Problems   []string    `json:"problems,omitempty"`
 	Warnings   []string    `json:"warnings,omitempty"`
+
+	// Scenarios other than throughput.
+	Backlog     *backlogStats     `json:"backlog,omitempty"`
+	Recovery    *recoveryStats    `json:"recovery,omitempty"`
+	Failures    *failuresStats    `json:"failures,omitempty"`
+	Large       []*largeStats     `json:"large,omitempty"`
+	MtadConfigs map[string]string `json:"mtad_configs,omitempty"` // the generated configurations, by name
+	Profiles    []string          `json:"profiles,omitempty"`     // where the profiles went
+	Failed      []string          `json:"failed,omitempty"`       // broken promises, each "FAIL: ..."
+}
+
+// throughput reports whether r is of the throughput scenario (the
+// default, and the only one before there were scenarios).
+func (r *report) throughput() bool {
+	return r.Scenario == "" || r.Scenario == scenarioThroughput
 }
 
 // conclude fills the comparison and verdict once the phases have run.
@@ -209,7 +228,7 @@ func (r *report) conclude() {
 	if r.Direct != r.Main {
 		r.judge("direct baseline: ", r.Direct)
 	}
-	r.OK = len(r.Problems) == 0
+	r.OK = len(r.Problems) == 0 && len(r.Failed) == 0
 }
 
 // judge adds the problems and warnings of one phase.
@@ -225,6 +244,9 @@ func (r *report) judge(prefix string, s *phaseStats) {
 	}
 	if s.Errors > 0 {
 		r.Problems = append(r.Problems, fmt.Sprintf("%s%d injection errors, first: %s", prefix, s.Errors, s.FirstError))
+	}
+	if s.SizeMismatches > 0 {
+		r.Problems = append(r.Problems, fmt.Sprintf("%s%d messages reached the sink with a body of another size than sent", prefix, s.SizeMismatches))
 	}
 	if s.Duplicates > 0 {
 		r.Warnings = append(r.Warnings, fmt.Sprintf("%s%d duplicate deliveries", prefix, s.Duplicates))
@@ -249,12 +271,21 @@ func (r *report) writeText(w io.Writer) error {
 		writePhase(row, r.Main)
 	}
 	row("", "")
-	row("mtad peak RSS (VmHWM)", "%s", rssText(r.PeakRSSKiB))
+	if r.throughput() {
+		row("mtad peak RSS (VmHWM)", "%s", rssText(r.PeakRSSKiB))
+	} else {
+		r.writeScenario(row)
+	}
 	if r.MtadExit != "" {
 		row("mtad exit", "%s", r.MtadExit)
 	}
-	row("direct injector->sink", "%s", optText(r.DirectRate, "%.1f msg/s"))
-	row("delivered/s vs direct", "%s", optText(r.RatioPct, "%.1f%%"))
+	if r.throughput() {
+		row("direct injector->sink", "%s", optText(r.DirectRate, "%.1f msg/s"))
+		row("delivered/s vs direct", "%s", optText(r.RatioPct, "%.1f%%"))
+	}
+	for _, p := range r.Profiles {
+		row("profile", "%s", p)
+	}
 	row("result", "%s", verdict(r.OK))
 	for _, p := range r.Problems {
 		row("problem", "%s", p)
@@ -264,6 +295,9 @@ func (r *report) writeText(w io.Writer) error {
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	for _, f := range r.Failed {
+		buf.WriteString(f + "\n")
 	}
 	for line := range strings.Lines(buf.String()) {
 		if _, err := io.WriteString(w, strings.TrimRight(line, " \n")+"\n"); err != nil {
@@ -285,6 +319,12 @@ func writePhase(row func(k, f string, a ...any), s *phaseStats) {
 	row("  duplicates", "%d", s.Duplicates)
 	row("sink sessions", "%d (messages %d, recipient deliveries %d)", s.SinkSessions, s.SinkMessages, s.SinkDeliveries)
 	row("sink 451 / 550 answers", "%d / %d", s.TempFails, s.PermFails)
+	if s.Deferred > 0 {
+		row("sink 451s while deferring", "%d", s.Deferred)
+	}
+	if s.SizeMismatches > 0 {
+		row("sink body size mismatches", "%d", s.SizeMismatches)
+	}
 	row("sink other messages", "%d (DSNs and leftovers; bench messages lacking X-Bench-Sent %d)", s.Foreign, s.Malformed)
 	row("accepted/s (injection)", "%.1f (%d in %.3f s)", s.AcceptRate, s.Accepted, s.InjectSeconds)
 	row("delivered/s end to end", "%.1f (%d messages in %.3f s)", s.DeliverRate, s.Complete, s.DeliverSeconds)

@@ -116,12 +116,19 @@ func TestRunMainBadFlags(t *testing.T) {
 // fakeMtadConfig runs the test binary as mtad in the given mode.
 func fakeMtadConfig(t *testing.T, mode string, args ...string) config {
 	t.Helper()
+	return testConfig(t, append([]string{"-mtad", fakeMtadExe(t, mode), "-skip-direct"}, args...)...)
+}
+
+// fakeMtadExe is the test binary, set to act as mtad in the given mode
+// when the harness starts it.
+func fakeMtadExe(t *testing.T, mode string) string {
+	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Setenv(fakeMtadEnv, mode)
-	return testConfig(t, append([]string{"-mtad", exe, "-skip-direct"}, args...)...)
+	return exe
 }
 
 func TestMtadRunWithFailures(t *testing.T) {

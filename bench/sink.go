@@ -10,13 +10,16 @@ import (
 	"math"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-smtp"
 )
 
-// Replies of the sink for recipients of the temp and perm classes.
+// Replies of the sink for recipients of the temp and perm classes, and for
+// every recipient while it defers.
 var (
+	errDefer    = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 7, 1}, Message: "try later"}
 	errTempFail = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 7, 1}, Message: "bench sink: try again later"}
 	errPermFail = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "bench sink: no such user"}
 )
@@ -30,13 +33,17 @@ const (
 
 // sink is the destination of a phase: an SMTP server on loopback that
 // answers each RCPT by the recipient's class in the plan and records every
-// delivery in the ledger. It reads only the header section of a message and
-// discards the body unread by any parser.
+// delivery in the ledger. It reads only the header section of a message,
+// counts the body's bytes without keeping them and checks their number.
+//
+// While deferring (setDefer), it answers every RCPT 451 4.7.1, so the
+// sender must queue everything; any goroutine may switch it.
 type sink struct {
-	l      *ledger
-	srv    *smtp.Server
-	ln     net.Listener
-	served chan error // Serve's result, sent once
+	l         *ledger
+	srv       *smtp.Server
+	ln        net.Listener
+	served    chan error // Serve's result, sent once
+	deferring atomic.Bool
 }
 
 var _ smtp.Backend = (*sink)(nil)
@@ -61,6 +68,10 @@ func startSink(listen string, l *ledger) (*sink, error) {
 	return s, nil
 }
 
+// setDefer switches between deferring every recipient (on) and answering
+// by the plan (off).
+func (s *sink) setDefer(on bool) { s.deferring.Store(on) }
+
 // addr is the address the sink listens on.
 func (s *sink) addr() string { return s.ln.Addr().String() }
 
@@ -76,13 +87,14 @@ func (s *sink) close() error {
 // NewSession implements smtp.Backend.
 func (s *sink) NewSession(*smtp.Conn) (smtp.Session, error) {
 	s.l.sinkSessions.Add(1)
-	return &sinkSession{l: s.l}, nil
+	return &sinkSession{l: s.l, sink: s}, nil
 }
 
 // sinkSession is one SMTP connection to the sink; go-smtp calls its methods
 // from the connection's goroutine only.
 type sinkSession struct {
 	l     *ledger
+	sink  *sink
 	slots []int // accepted recipients of the current transaction
 }
 
@@ -92,10 +104,18 @@ func (ss *sinkSession) Reset()                               { ss.slots = ss.slo
 func (ss *sinkSession) Logout() error                        { return nil }
 func (ss *sinkSession) Mail(string, *smtp.MailOptions) error { return nil }
 
-// Rcpt answers by the recipient's class; addresses not of the plan (DSNs
-// to the sender, say) are accepted and not tracked.
+// Rcpt answers 451 while the sink defers, else by the recipient's class;
+// addresses not of the plan (DSNs to the sender, say) are accepted and not
+// tracked.
 func (ss *sinkSession) Rcpt(to string, _ *smtp.RcptOptions) error {
 	slot, ok := ss.l.plan.slotOf(to)
+	if ok {
+		ss.l.firstRcpt(slot)
+	}
+	if ss.sink.deferring.Load() {
+		ss.l.deferred.Add(1)
+		return errDefer
+	}
 	if !ok {
 		return nil
 	}
@@ -113,10 +133,10 @@ func (ss *sinkSession) Rcpt(to string, _ *smtp.RcptOptions) error {
 	return nil
 }
 
-// Data reads the bench headers, discards the rest and records a delivery
+// Data reads the bench headers, counts the rest and records a delivery
 // for each tracked recipient.
 func (ss *sinkSession) Data(r io.Reader) error {
-	h, err := readBenchHeaders(r, ss.l.plan.run)
+	h, body, err := readBenchHeaders(r, ss.l.plan.run)
 	if err != nil {
 		return err
 	}
@@ -125,8 +145,11 @@ func (ss *sinkSession) Data(r io.Reader) error {
 		ss.l.foreign.Add(1)
 		return nil
 	}
-	if h.sent == 0 {
+	switch {
+	case h.sent == 0:
 		ss.l.malformed.Add(1)
+	case body != int64(ss.l.plan.bodySize(h.id, h.sent)):
+		ss.l.sizeMismatches.Add(1)
 	}
 	for _, slot := range ss.slots {
 		if slot/ss.l.plan.rcpts != h.id {
@@ -153,8 +176,8 @@ var (
 )
 
 // readBenchHeaders parses the header section of r for run's fields and
-// consumes the rest of r.
-func readBenchHeaders(r io.Reader, run string) (benchHeaders, error) {
+// consumes the rest of r, the body, whose size it returns.
+func readBenchHeaders(r io.Reader, run string) (benchHeaders, int64, error) {
 	br := readerPool.Get().(*bufio.Reader)
 	br.Reset(r)
 	defer func() {
@@ -163,10 +186,10 @@ func readBenchHeaders(r io.Reader, run string) (benchHeaders, error) {
 	}()
 	h, err := parseBenchHeaders(br, run)
 	if err != nil {
-		return h, err
+		return h, 0, err
 	}
-	_, err = br.WriteTo(io.Discard)
-	return h, err
+	body, err := br.WriteTo(io.Discard)
+	return h, body, err
 }
 
 // parseBenchHeaders reads header lines up to the blank line (or the end).

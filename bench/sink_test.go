@@ -210,8 +210,71 @@ func BenchmarkReadBenchHeaders(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		r.Reset(msg)
-		if h, err := readBenchHeaders(r, p.run); err != nil || !h.ours {
+		if h, _, err := readBenchHeaders(r, p.run); err != nil || !h.ours {
 			b.Fatal(h, err)
 		}
+	}
+}
+
+func TestSinkDeferSwitch(t *testing.T) {
+	p, _ := newPlan(4, minSize, 1, 1, 0, 0)
+	l, s := newTestSink(t, p)
+	s.setDefer(true)
+	c := dialTest(t, s.addr())
+	if err := c.Mail(senderAddr, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, to := range []string{p.addr(1), p.addr(1), "postmaster@elsewhere.test"} {
+		err := c.Rcpt(to, nil)
+		wantSMTPError(t, err, 451, smtp.EnhancedCode{4, 7, 1})
+		if se := err.(*smtp.SMTPError); se.Message != "try later" {
+			t.Errorf("message %q", se.Message)
+		}
+	}
+	first := l.firstRcptAt[1].Load()
+	if l.deferred.Load() != 3 || first == 0 || l.deliveries.Load() != 0 {
+		t.Errorf("deferred %d, first RCPT at %d, deliveries %d", l.deferred.Load(), first, l.deliveries.Load())
+	}
+	if err := c.Reset(); err != nil {
+		t.Fatal(err)
+	}
+	s.setDefer(false)
+	sendTo(t, c, p, 1, 1)
+	if l.deliveredAt[1].Load() == 0 || l.deferred.Load() != 3 || l.firstRcptAt[1].Load() != first {
+		t.Errorf("after release: delivered at %d, deferred %d, first RCPT moved", l.deliveredAt[1].Load(), l.deferred.Load())
+	}
+	s.setDefer(true)
+	if err := c.Mail(senderAddr, nil); err != nil {
+		t.Fatal(err)
+	}
+	wantSMTPError(t, c.Rcpt(p.addr(2), nil), 451, smtp.EnhancedCode{4, 7, 1})
+}
+
+func TestSinkChecksBodySize(t *testing.T) {
+	p, _ := newPlan(3, 3000, 1, 1, 0, 0)
+	l, s := newTestSink(t, p)
+	c := dialTest(t, s.addr())
+	msg, err := newGenerator(p).build(nil, 0, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	trace := "Received: from bench.localhost by mtad; Sat, 28 Nov 2026 10:00:00 +0000\r\n"
+	for _, m := range []string{trace + string(msg), string(msg[:len(msg)-lineBytes]), string(msg) + "x\r\n"} {
+		if err := c.SendMail(senderAddr, []string{p.addr(0)}, strings.NewReader(m)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := l.sizeMismatches.Load(); got != 2 {
+		t.Errorf("size mismatches = %d, want 2 (a trace field in the header section is no mismatch)", got)
+	}
+}
+
+func TestReadBenchHeadersCountsBody(t *testing.T) {
+	p, _ := newPlan(2, 5000, 1, 1, 0, 0)
+	sent := time.Now()
+	msg, _ := newGenerator(p).build(nil, 1, sent)
+	h, body, err := readBenchHeaders(bytes.NewReader(msg), p.run)
+	if err != nil || !h.ours || body != int64(p.bodySize(1, sent.UnixNano())) {
+		t.Errorf("headers %+v, body %d, want %d, %v", h, body, p.bodySize(1, sent.UnixNano()), err)
 	}
 }

@@ -69,7 +69,8 @@ type Report struct {
 	ReportingMTA string             // our host name, for Reporting-MTA, From and Message-ID
 	Envelope     *messages.Envelope // the original's envelope
 	Recipients   []Recipient        // the recipients this DSN reports on
-	Original     []byte             // the original message as journaled, or nil
+	Original     []byte             // the original message as journaled (or its first MaxFull+1 bytes), or nil
+	OriginalSize int64              // the original's whole size when Original is a prefix; 0: len(Original)
 	Now          time.Time          // the DSN's Date; time.Now() when zero
 	MaxFull      int                // largest original returned whole; DefaultMaxFull when <= 0
 }

@@ -51,8 +51,11 @@ func (r *Report) returned() returned {
 		limit = DefaultMaxFull
 	}
 	ret := returned{size: len(r.Original), max: limit}
+	if r.OriginalSize > int64(ret.size) {
+		ret.size = int(r.OriginalSize)
+	}
 	wantFull := r.Envelope.Ret == messages.RetFull && r.anyFailed()
-	if wantFull && len(r.Original) <= limit {
+	if wantFull && ret.size <= limit {
 		ret.data, ret.full = r.Original, true
 		return ret
 	}

@@ -16,10 +16,12 @@
 //     returned. A crash after a 250 cannot lose that copy.
 //   - 550 5.1.1 (no such mailbox or domain directory) and 550 5.1.3 (a local
 //     part or domain that is not a safe single path element) are permanent.
-//     452 4.2.2 (ENOSPC or EDQUOT), 451 4.3.0 (any other I/O error) and
-//     451 4.3.0 "delivery interrupted" (ctx done) are temporary. A copy that
-//     got a temporary reply is removed from tmp/ and new/ where possible, so
-//     a retry duplicates at worst what a crash could.
+//     452 4.2.2 (ENOSPC or EDQUOT), 451 4.3.0 (any other I/O error), 451
+//     4.3.0 "delivery interrupted" (ctx done) and 451 4.3.0 "message body
+//     unreadable" (Class journal: the body failed to read, or read short or
+//     long of its size) are temporary. A copy that got a temporary reply is
+//     removed from tmp/ and new/ where possible, so a retry duplicates at
+//     worst what a crash could.
 //   - Reply texts never contain paths or other local detail. That goes into
 //     the returned error, errors.Join of one *Error per recipient that met an
 //     I/O error (reach them with errors.As), plus one error naming the cause
@@ -38,6 +40,9 @@
 //     "<>" for the null reverse-path) and "Delivered-To: <recipient>",
 //     followed by the body byte for byte. The two header lines end with
 //     CRLF unless the body's first line ends with a bare LF.
+//   - The body streams: Deliver reads it once, into the first copy it
+//     writes, and reads later copies back from that copy's file, holding
+//     no more than two 32 KiB buffers of it.
 //
 // File names follow the Maildir convention,
 // "<seconds>.M<microseconds>P<pid>Q<counter>.<host>,S=<size>", where the

@@ -45,7 +45,7 @@ func TestDeliver(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			base, s := fixture(t)
-			replies, err := s.Deliver(context.Background(), tt.from, addrs(tt.rcpts...), []byte(body))
+			replies, err := s.Deliver(context.Background(), tt.from, addrs(tt.rcpts...), strings.NewReader(body), int64(len(body)))
 			if err != nil {
 				t.Errorf("Deliver error: %v", err)
 			}
@@ -110,7 +110,7 @@ func TestReadOnlyNew(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.Chmod(newDir, 0o700) })
-	replies, err := s.Deliver(context.Background(), "s@example.org", addrs("alice@example.com"), []byte(body))
+	replies, err := s.Deliver(context.Background(), "s@example.org", addrs("alice@example.com"), strings.NewReader(body), int64(len(body)))
 	checkReplies(t, base, replies, []string{"451 4.3.0"})
 	if replies[0].Class != ClassLocal || !replies[0].Temporary() {
 		t.Errorf("reply %v: want temporary, class %q", replies[0], ClassLocal)
@@ -155,7 +155,7 @@ func TestCanceled(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			base, s := fixture(t)
-			replies, err := s.Deliver(tt.ctx, "", rcpts, []byte(body))
+			replies, err := s.Deliver(tt.ctx, "", rcpts, strings.NewReader(body), int64(len(body)))
 			checkReplies(t, base, replies, tt.want)
 			for _, r := range replies {
 				if r.Code == 451 && (r.Class != ClassCanceled || !r.Temporary()) {
@@ -176,7 +176,7 @@ func TestConcurrent(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			replies, err := s.Deliver(context.Background(), "", addrs("bob@example.com"), fmt.Appendf(nil, "%d\r\n", i))
+			replies, err := s.Deliver(context.Background(), "", addrs("bob@example.com"), strings.NewReader(fmt.Sprintf("%d\r\n", i)), int64(len(fmt.Sprintf("%d\r\n", i))))
 			if err != nil || !replies[0].Success() {
 				t.Errorf("delivery %d: %v, %v", i, replies, err)
 			}
@@ -212,7 +212,7 @@ func TestRefuseAll(t *testing.T) {
 			if tt.root != "" {
 				s.Root = filepath.Join(base, tt.root)
 			}
-			replies, err := s.Deliver(context.Background(), tt.from, addrs("a@example.com", "b@example.com"), []byte(body))
+			replies, err := s.Deliver(context.Background(), tt.from, addrs("a@example.com", "b@example.com"), strings.NewReader(body), int64(len(body)))
 			checkReplies(t, base, replies, []string{tt.want, tt.want})
 			if err == nil {
 				t.Error("no error to log")
@@ -240,7 +240,7 @@ func TestHeaderLineEnds(t *testing.T) {
 
 func TestNoRecipients(t *testing.T) {
 	_, s := fixture(t)
-	replies, err := s.Deliver(context.Background(), "", nil, []byte(body))
+	replies, err := s.Deliver(context.Background(), "", nil, strings.NewReader(body), int64(len(body)))
 	if len(replies) != 0 || err != nil {
 		t.Errorf("got %v, %v; want no replies, no error", replies, err)
 	}

@@ -19,7 +19,7 @@ var hostEscaper = strings.NewReplacer("/", `\057`, ":", `\072`)
 // uniqueName returns "<seconds>.M<microseconds>P<pid>Q<counter>.<host>,S=<size>".
 // Within one process the counter makes it unique; across processes the pid
 // does, and across hosts the host name.
-func uniqueName(now time.Time, host string, size int) string {
+func uniqueName(now time.Time, host string, size int64) string {
 	return fmt.Sprintf("%d.M%dP%dQ%d.%s,S=%d", now.Unix(), now.Nanosecond()/1000,
 		os.Getpid(), deliveries.Add(1), hostEscaper.Replace(host), size)
 }

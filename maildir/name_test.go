@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -29,7 +30,7 @@ func TestUniqueName(t *testing.T) {
 // The delivered file carries that name, its real size and mode 0600.
 func TestDeliveredFile(t *testing.T) {
 	_, s := fixture(t)
-	if _, err := s.Deliver(context.Background(), "", addrs("alice@example.com"), []byte(body)); err != nil {
+	if _, err := s.Deliver(context.Background(), "", addrs("alice@example.com"), strings.NewReader(body), int64(len(body))); err != nil {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(s.Root, "example.com/alice/new")

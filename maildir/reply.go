@@ -14,6 +14,7 @@ const (
 	ClassRcpt     = "rcpt"     // no such mailbox
 	ClassAddress  = "address"  // an address that names no safe mailbox path
 	ClassCanceled = "canceled" // the caller's context ended the call
+	ClassJournal  = "journal"  // the body could not be read (mtad's bodies come from its journal)
 )
 
 // The replies Deliver gives. Their texts name no path.
@@ -25,12 +26,20 @@ var (
 	replyFull        = messages.Reply{Code: 452, Enhanced: "4.2.2", Text: "mailbox full", Class: ClassLocal}
 	replyIOError     = messages.Reply{Code: 451, Enhanced: "4.3.0", Text: "local delivery failed", Class: ClassLocal}
 	replyInterrupted = messages.Reply{Code: 451, Enhanced: "4.3.0", Text: "delivery interrupted", Class: ClassCanceled}
+	replyBodyRead    = messages.Reply{Code: 451, Enhanced: "4.3.0", Text: "message body unreadable", Class: ClassJournal}
 )
 
 var (
 	errNoMailbox = errors.New("maildir: no such mailbox")
 	errNoRoot    = errors.New("maildir: Store.Root is empty")
+	errBodyGone  = errors.New("maildir: the body was read by a copy that failed, and cannot be read again")
 )
+
+// readError is a failure to read the body, not to write a copy.
+type readError struct{ err error }
+
+func (e *readError) Error() string { return "maildir: reading the body: " + e.err.Error() }
+func (e *readError) Unwrap() error { return e.err }
 
 // Error is the detail behind one recipient's reply: the I/O error that made
 // it temporary, or a cleanup that failed after a delivery. Reach it with
@@ -52,7 +61,11 @@ func (e *Error) Temporary() bool { return e.Reply.Temporary() }
 
 // classify turns an I/O error into a temporary reply.
 func classify(err error) messages.Reply {
-	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+	var re *readError
+	switch {
+	case errors.As(err, &re):
+		return replyBodyRead
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
 		return replyFull
 	}
 	return replyIOError

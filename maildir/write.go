@@ -2,6 +2,7 @@ package maildir
 
 import (
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -53,36 +54,39 @@ func ensureSubdirs(mbox string) error {
 	return nil
 }
 
-// writeMessage stores head+body as a new message of mbox: a file in tmp/,
-// written and fsynced, hard-linked into new/, new/ fsynced, the tmp/ name
-// removed. err says the message is not stored (and whatever it left behind
-// was removed where possible); cleanup reports what could not be removed.
-func writeMessage(mbox, host string, head, body []byte) (cleanup, err error) {
-	size := len(head) + len(body)
+// writeMessage stores head and the bodySize bytes of body as a new message
+// of mbox: a file in tmp/, written and fsynced, hard-linked into new/, new/
+// fsynced, the tmp/ name removed. err says the message is not stored (and
+// whatever it left behind was removed where possible); cleanup reports what
+// could not be removed. file, when not nil, is the file open for reading,
+// complete and synced, even if err is not nil; the caller closes it.
+func writeMessage(mbox, host string, head []byte, body io.Reader, bodySize int64) (file *os.File, cleanup, err error) {
+	size := int64(len(head)) + bodySize
 	tmpDir, newDir := filepath.Join(mbox, "tmp"), filepath.Join(mbox, "new")
 	f, name, err := createUnique(tmpDir, host, size)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	tmp := filepath.Join(tmpDir, name)
 	if err := writeSync(f, head, body); err != nil {
-		return remove(tmp), err
+		return nil, errors.Join(f.Close(), remove(tmp)), err
 	}
 	dst, err := linkUnique(tmp, newDir, name, host, size)
 	if err != nil {
-		return remove(tmp), err
+		return f, remove(tmp), err
 	}
 	if err := syncDir(newDir); err != nil {
-		return errors.Join(remove(dst), remove(tmp)), err
+		return f, errors.Join(remove(dst), remove(tmp)), err
 	}
-	return remove(tmp), nil
+	return f, remove(tmp), nil
 }
 
-// createUnique creates a new file in dir under a fresh unique name.
-func createUnique(dir, host string, size int) (*os.File, string, error) {
+// createUnique creates a new file in dir under a fresh unique name, open
+// for reading too: later copies of the message are read back from it.
+func createUnique(dir, host string, size int64) (*os.File, string, error) {
 	for try := 1; ; try++ {
 		name := uniqueName(time.Now(), host, size)
-		f, err := os.OpenFile(filepath.Join(dir, name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		f, err := os.OpenFile(filepath.Join(dir, name), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 		if err == nil || !errors.Is(err, fs.ErrExist) || try == maxTries {
 			return f, name, err
 		}
@@ -91,7 +95,7 @@ func createUnique(dir, host string, size int) (*os.File, string, error) {
 
 // linkUnique hard-links tmp into dir as name, or under a fresh name if name
 // is taken there, and returns the new path.
-func linkUnique(tmp, dir, name, host string, size int) (string, error) {
+func linkUnique(tmp, dir, name, host string, size int64) (string, error) {
 	for try := 1; ; try++ {
 		dst := filepath.Join(dir, name)
 		err := os.Link(tmp, dst)
@@ -105,16 +109,16 @@ func linkUnique(tmp, dir, name, host string, size int) (string, error) {
 	}
 }
 
-// writeSync writes head and body to f, fsyncs and closes it.
-func writeSync(f *os.File, head, body []byte) error {
+// writeSync writes head and body to f and fsyncs it.
+func writeSync(f *os.File, head []byte, body io.Reader) error {
 	_, err := f.Write(head)
 	if err == nil {
-		_, err = f.Write(body)
+		_, err = io.Copy(f, body)
 	}
 	if err == nil {
 		err = f.Sync()
 	}
-	return errors.Join(err, f.Close())
+	return err
 }
 
 // syncDir fsyncs a directory, making the names created in it durable.

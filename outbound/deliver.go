@@ -3,6 +3,7 @@ package outbound
 import (
 	"context"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/emersion/go-smtp"
@@ -22,10 +23,13 @@ type Tx struct {
 	From  string // reverse-path without brackets; "" is the null reverse-path
 	Rcpts []Rcpt
 
-	// Body is the message as stored. Lines may end in CRLF or bare LF;
-	// both are sent as CRLF, dot-stuffed. Size is its size for SIZE= (RFC
-	// 1870); 0 means len(Body).
-	Body []byte
+	// Body is the message as stored, read once, as DATA is sent; nil is
+	// an empty body. Lines may end in CRLF or bare LF; both are sent as
+	// CRLF, dot-stuffed. Size is its size for SIZE= (RFC 1870) and the
+	// check against the server's limit; when not 0 it must be exact: a
+	// body that reads short or long is treated as a read failure. 0 sends
+	// no SIZE= and checks nothing.
+	Body io.Reader
 	Size int64
 
 	BodyType messages.BodyType
@@ -58,7 +62,9 @@ type Tx struct {
 //
 // A failed transaction is followed by RSET, so the next one starts clean.
 // Deliver returns a non-nil *Error only when the connection is dead: it
-// broke, timed out, got a 421, ctx ended, or it was dead already. Every
+// broke, timed out, got a 421, ctx ended, it was dead already, or reading
+// tx.Body failed (Class journal): the message was cut short, so the
+// connection is closed without the final dot and the server discards it. Every
 // recipient without a definite reply then gets the error's temporary reply.
 func (c *Conn) Deliver(ctx context.Context, tx Tx) ([]messages.Reply, error) {
 	t := &txn{c: c, ctx: ctx, tx: tx,
@@ -189,7 +195,7 @@ func (t *txn) data(start func() error) (bool, *Error) {
 		if err := start(); err != nil {
 			return err
 		}
-		if err := c.wire.body(t.tx.Body); err != nil {
+		if err := c.wire.body(t.tx.body(), t.tx.Size); err != nil {
 			return err
 		}
 		if c.opts.LMTP {
@@ -325,11 +331,13 @@ const (
 	orcptUTF8   = "UTF-8"
 )
 
-func (tx Tx) size() int64 {
-	if tx.Size > 0 {
-		return tx.Size
+func (tx Tx) size() int64 { return max(tx.Size, 0) }
+
+func (tx Tx) body() io.Reader {
+	if tx.Body == nil {
+		return strings.NewReader("")
 	}
-	return int64(len(tx.Body))
+	return tx.Body
 }
 
 func needsUTF8(tx Tx) bool {

@@ -21,6 +21,13 @@
 //     closes the connection, so no call blocks past its deadline or its ctx.
 //   - A Conn belongs to one goroutine at a time; calls may block.
 //
+// The body streams: Deliver reads Tx.Body once, as it sends DATA,
+// dot-stuffing on the fly, and holds no more of it than its 32 KiB buffers.
+// A body that cannot be read to its end (a read error, or fewer or more
+// bytes than Tx.Size) is never sent as complete: the connection is closed
+// before the final dot, and every recipient gets a temporary reply of
+// Class journal.
+//
 // When the server offers PIPELINING (RFC 2920), MAIL, every RCPT and DATA
 // leave in one write and their replies are read in order; otherwise, or
 // past maxPipelined recipients, one command waits for its reply before the

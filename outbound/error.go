@@ -42,6 +42,7 @@ const (
 	ClassUnsupported = "unsupported" // refused here: needs an extension the server lacks
 	ClassAddress     = "address"     // refused here: an address no server could be sent
 	ClassAuth        = "auth"        // no AUTH mechanism in common, or a bad Auth; as a server's reply at auth
+	ClassJournal     = "journal"     // Tx.Body could not be read (mtad's bodies come from its journal)
 )
 
 // Sentinels, reached with errors.Is through an *Error.
@@ -149,7 +150,10 @@ func failure(ctx context.Context, stage string, d time.Duration, err error) *Err
 		Message: truncate(err.Error()), Err: err}
 	var ne net.Error
 	var pe textproto.ProtocolError
+	var be *bodyError
 	switch {
+	case errors.As(err, &be):
+		e.Class = ClassJournal
 	case ctx.Err() != nil:
 		e.Class = ClassCanceled
 		if ctx.Err() == context.DeadlineExceeded {

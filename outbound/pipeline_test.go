@@ -315,9 +315,10 @@ func BenchmarkDeliver(b *testing.B) {
 			}
 			defer c.Close()
 			c.lockStep = lockStep
-			tx := Tx{From: "sender@example.org", Rcpts: []Rcpt{{Addr: "a@x.test"}}, Body: body}
+			tx := Tx{From: "sender@example.org", Rcpts: []Rcpt{{Addr: "a@x.test"}}, Size: int64(len(body))}
 			b.SetBytes(int64(len(body)))
 			for b.Loop() {
+				tx.Body = bytes.NewReader(body)
 				got, err := c.Deliver(context.Background(), tx)
 				if err != nil || got[0].Code != 250 {
 					b.Fatalf("Deliver = %v, %v", got, err)

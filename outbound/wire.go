@@ -25,8 +25,9 @@ const maxLine = 2000
 // as an *smtp.SMTPError, as go-smtp's client returned it, so classify and
 // the tests see the same errors as before.
 type wire struct {
-	r *textproto.Reader
-	w *textproto.Writer
+	r   *textproto.Reader
+	w   *textproto.Writer
+	buf []byte // what body reads into; allocated at the first body
 }
 
 func newWire(r io.Reader, w io.Writer) *wire {
@@ -64,20 +65,47 @@ func (w *wire) cmd(expect int, line string) (string, error) {
 	return w.reply(expect)
 }
 
-// body sends the message after a 354: a bare LF goes as CRLF and a leading
-// dot is doubled (net/textproto's DotWriter, as go-smtp used), then the
-// final dot.
-func (w *wire) body(b []byte) error {
-	if crlfOnly(b) {
-		return w.stuffed(b)
+// body sends the message read from r after a 354, dot-stuffed as it is
+// read (see dotStuffer), then the final dot. When size is not 0, r must
+// yield exactly size bytes. A failure to read r, or a body of another
+// size, returns a *bodyError before the final dot is written: the caller
+// must then close the connection, so that the server discards what it got
+// (RFC 5321 section 4.1.1.4: the data is complete only at the final dot).
+func (w *wire) body(r io.Reader, size int64) error {
+	if w.buf == nil {
+		w.buf = make([]byte, writeBuffer)
 	}
-	dw := w.w.DotWriter()
-	if _, err := dw.Write(b); err != nil {
-		dw.Close()
-		return err
+	d := dotStuffer{w: w.w.W}
+	var read int64
+	for {
+		n, err := r.Read(w.buf)
+		read += int64(n)
+		if size > 0 && read > size {
+			return &bodyError{fmt.Errorf("body longer than its size %d", size)}
+		}
+		if werr := d.write(w.buf[:n]); werr != nil {
+			return werr
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return &bodyError{err}
+		}
 	}
-	return dw.Close()
+	if size > 0 && read != size {
+		return &bodyError{fmt.Errorf("body of %d bytes, not its size %d: %w", read, size, io.ErrUnexpectedEOF)}
+	}
+	d.close()
+	return w.w.W.Flush()
 }
+
+// bodyError is a failure to read the body of a transaction: the message
+// was not finished, and the connection must go.
+type bodyError struct{ err error }
+
+func (e *bodyError) Error() string { return "reading the message body: " + e.err.Error() }
+func (e *bodyError) Unwrap() error { return e.err }
 
 // toSMTPError parses the enhanced status code off a rejection the way
 // go-smtp's client does (RFC 2034: it prefixes every line).
@@ -216,49 +244,78 @@ func xtext(s string) string {
 
 func xtextSafe(ch rune) bool { return ch >= '!' && ch <= '~' && ch != '+' && ch != '=' }
 
-// writeBuffer is the size of the write buffer: a typical message leaves in
-// one write.
+// writeBuffer is the size of the write buffer, and of the buffer a body
+// is read into: a typical message leaves in one write.
 const writeBuffer = 32 << 10
 
-// stuffed sends a body whose lines all end in CRLF (what submission stores)
-// with a dot doubled at the start of each line, in chunks rather than the
-// DotWriter's byte at a time, then the final dot. The bytes on the wire
-// are the DotWriter's.
-func (w *wire) stuffed(b []byte) error {
-	bw := w.w.W
-	if len(b) > 0 && b[0] == '.' {
-		bw.WriteByte('.')
-	}
-	for {
-		i := bytes.Index(b, []byte("\n."))
-		if i < 0 {
-			break
-		}
-		bw.Write(b[:i+1])
-		bw.WriteByte('.')
-		b = b[i+1:]
-	}
-	bw.Write(b)
-	if len(b) == 0 || !bytes.HasSuffix(b, []byte("\r\n")) {
-		bw.WriteString("\r\n") // as the DotWriter ends an empty or unfinished last line
-	}
-	bw.WriteString(".\r\n")
-	return bw.Flush()
+// dotStuffer writes a body as DATA carries it (RFC 5321 section 4.5.2): a
+// dot at the start of a line is doubled, a bare LF goes as CRLF, and close
+// ends an empty or unfinished last line with CRLF before the final dot.
+// The bytes it writes are those of net/textproto's DotWriter, which mtad
+// used before, whatever the pieces the body comes in: it keeps its state
+// between writes. It copies runs without a line end whole, where the
+// DotWriter goes a byte at a time.
+type dotStuffer struct {
+	w     *bufio.Writer
+	state int
 }
 
-// crlfOnly reports whether every CR in b is followed by LF and every LF
-// preceded by CR, and b does not end in a lone CR.
-func crlfOnly(b []byte) bool {
-	for i := 0; i < len(b); {
-		j := bytes.IndexAny(b[i:], "\r\n")
-		if j < 0 {
-			return true
+// States of a dotStuffer, as the DotWriter's.
+const (
+	stuffBegin     = iota // nothing written yet
+	stuffLineStart        // after LF
+	stuffData             // inside a line
+	stuffCR               // after a CR inside a line
+)
+
+func (d *dotStuffer) write(b []byte) error {
+	for len(b) > 0 {
+		switch d.state {
+		case stuffBegin, stuffLineStart:
+			if b[0] == '.' {
+				d.w.WriteByte('.')
+			}
+			d.state = stuffData
+		case stuffCR:
+			// Whatever follows a CR is written as it is; only an LF
+			// makes it a line end.
+			d.w.WriteByte(b[0])
+			d.state = stuffData
+			if b[0] == '\n' {
+				d.state = stuffLineStart
+			}
+			b = b[1:]
+		case stuffData:
+			i := bytes.IndexAny(b, "\r\n")
+			if i < 0 {
+				d.w.Write(b)
+				b = nil
+				break
+			}
+			d.w.Write(b[:i])
+			if b[i] == '\r' {
+				d.w.WriteByte('\r')
+				d.state = stuffCR
+			} else {
+				d.w.WriteString("\r\n")
+				d.state = stuffLineStart
+			}
+			b = b[i+1:]
 		}
-		j += i
-		if b[j] == '\n' || j+1 >= len(b) || b[j+1] != '\n' {
-			return false
-		}
-		i = j + 2
 	}
-	return true
+	// bufio.Writer errors are sticky: one check covers every write above.
+	_, err := d.w.Write(nil)
+	return err
+}
+
+// close writes what ends the body: CRLF unless at the start of a line,
+// then the final dot.
+func (d *dotStuffer) close() {
+	switch d.state {
+	case stuffBegin, stuffData:
+		d.w.WriteString("\r\n")
+	case stuffCR:
+		d.w.WriteByte('\n')
+	}
+	d.w.WriteString(".\r\n")
 }

@@ -2,7 +2,9 @@ package persistence
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strconv"
@@ -10,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/mtad/mtad/messages"
 )
@@ -19,7 +23,9 @@ const crashHelperEnv = "MTAD_PERSISTENCE_CRASH_HELPER"
 // TestCrashHelperProcess is not a test: TestCrashKeepsCommitted runs the
 // test binary with only this function. Eight goroutines accept messages
 // and finish every third one, printing each id once its commit returned
-// (and before a Finish starts), until the parent kills the process.
+// (and before a Finish starts), until the parent kills the process. Four
+// more stream bodies of one to four chunks through NewBody and AcceptBody,
+// so the kill also lands between the chunks of a message.
 func TestCrashHelperProcess(t *testing.T) {
 	dir := os.Getenv(crashHelperEnv)
 	if dir == "" {
@@ -55,7 +61,30 @@ func TestCrashHelperProcess(t *testing.T) {
 			}
 		}()
 	}
+	for range 4 {
+		go func() {
+			for {
+				env := sampleEnvelope(j.NextID())
+				w := j.NewBody(env.ID)
+				_, err := io.Copy(w, newBodySource(env.ID, streamedSize(env.ID)))
+				if err == nil {
+					err = j.AcceptBody(env, w)
+				}
+				if err != nil {
+					fmt.Println("error:", err)
+					os.Exit(1)
+				}
+				say("streamed", env.ID)
+				say("accepted", env.ID)
+			}
+		}()
+	}
 	select {}
+}
+
+// streamedSize is the size of the body the helper streams for id.
+func streamedSize(id messages.MsgID) int {
+	return []int{100, bodyChunkSize + 5, 3*bodyChunkSize + 7}[id%3]
 }
 
 // TestCrashKeepsCommitted kills a process that is committing with SIGKILL
@@ -80,7 +109,20 @@ func TestCrashKeepsCommitted(t *testing.T) {
 	for _, env := range loadAll(t, j) {
 		present[env.ID] = true
 		checkEqual(t, env, sampleEnvelope(env.ID))
+		// A message committed just before the kill was not reported:
+		// its body may be of either kind.
+		plain, streamed := []byte(env.ID.String()), bodyOf(env.ID, streamedSize(env.ID))
+		got, err := j.Body(env.ID)
+		switch {
+		case err != nil:
+			t.Errorf("message %v: %v", env.ID, err)
+		case r["streamed"][env.ID] && !bytes.Equal(got, streamed),
+			r["accepted"][env.ID] && !r["streamed"][env.ID] && !bytes.Equal(got, plain),
+			!bytes.Equal(got, plain) && !bytes.Equal(got, streamed):
+			t.Errorf("message %v: body of %d bytes is not the one written", env.ID, len(got))
+		}
 	}
+	checkNoOrphans(t, j)
 	for id := range r["accepted"] {
 		if !present[id] && !r["finishing"][id] {
 			t.Errorf("message %v was accepted but is lost", id)
@@ -91,8 +133,30 @@ func TestCrashKeepsCommitted(t *testing.T) {
 			t.Errorf("message %v was finished but is back", id)
 		}
 	}
-	t.Logf("%d accepted, %d finished, %d in the journal",
-		len(r["accepted"]), len(r["finished"]), len(present))
+	t.Logf("%d accepted (%d streamed), %d finished, %d in the journal",
+		len(r["accepted"]), len(r["streamed"]), len(r["finished"]), len(present))
+}
+
+// checkNoOrphans checks that every body record has an envelope and no
+// pending record is left.
+func checkNoOrphans(t *testing.T, j *Journal) {
+	t.Helper()
+	lo, hi := prefixBounds(prefixPending)
+	if n := countKeys(t, j, lo, hi); n != 0 {
+		t.Errorf("%d pending records after Open", n)
+	}
+	lo, hi = prefixBounds(prefixBody)
+	it, err := j.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		id, _ := keyID(it.Key())
+		if _, err := j.get(envelopeKey(id)); err != nil {
+			t.Errorf("body record %x without envelope: %v", it.Key(), err)
+		}
+	}
 }
 
 // readUntilKilled collects the helper's reports, the ids it said each
@@ -100,7 +164,7 @@ func TestCrashKeepsCommitted(t *testing.T) {
 // it with SIGKILL and reads the rest of what it wrote.
 func readUntilKilled(t *testing.T, cmd *exec.Cmd, s *bufio.Scanner, n int) map[string]map[messages.MsgID]bool {
 	reports := map[string]map[messages.MsgID]bool{
-		"accepted": {}, "finishing": {}, "finished": {},
+		"accepted": {}, "finishing": {}, "finished": {}, "streamed": {},
 	}
 	deadline := time.AfterFunc(30*time.Second, func() { cmd.Process.Kill() })
 	defer deadline.Stop()

@@ -5,12 +5,17 @@
 //
 // # What is durable when
 //
-// A write that returned nil survives a crash: Accept, Update and Finish
-// each commit one batch with a synced WAL write (pebble.Sync) before they
-// return, and the batch is atomic, so after a crash a message is either
-// wholly there or wholly absent, and a recipient has either its old state
-// or its new one. Reply 250 only after Accept returned; act on a delivery
-// result only after the Update that records it returned. A read (Body,
+// A write that returned nil survives a crash: Accept, AcceptBody, Update
+// and Finish each commit one batch with a synced WAL write (pebble.Sync)
+// before they return, and the batch is atomic, so after a crash a message
+// is either wholly there or wholly absent, and a recipient has either its
+// old state or its new one. A body streamed in through a BodyWriter is
+// committed a chunk at a time without a sync; AcceptBody's synced batch,
+// which holds the last chunk and the envelope, makes the earlier chunks
+// durable with it (see AcceptBody for why), and chunks whose message never
+// got its envelope are deleted by the next Open. Reply 250 only after
+// Accept or AcceptBody returned; act on a delivery result only after the
+// Update that records it returned. A read (Body,
 // Load, Stats) may see a batch that another goroutine committed but whose
 // sync has not finished: do not act on data whose own write has not
 // returned.
@@ -20,10 +25,12 @@
 //
 // # Who may call what
 //
-// Open returns a Journal that is safe for concurrent use. Accept, Update,
-// Finish, Body, Stats and NextID may be called from any number of
-// goroutines at once; concurrent Accept, Update and Finish calls share
-// fsyncs through Pebble's commit pipeline, so the way to go fast is many
+// Open returns a Journal that is safe for concurrent use. Accept,
+// AcceptBody, Update, Finish, NewBody, OpenBody, Body, BodyPrefix, Stats,
+// WriteStats and NextID may be called from any number of goroutines at
+// once (a BodyWriter or BodyReader itself belongs to one goroutine);
+// concurrent Accept, AcceptBody, Update and Finish calls share fsyncs
+// through Pebble's commit pipeline, so the way to go fast is many
 // goroutines committing at once, never one goroutine committing message
 // after message. They block on disk I/O: actors call them from a goroutine
 // of their own, never on their mailbox. The owner of a message (its queue
@@ -41,16 +48,27 @@
 // # On disk
 //
 // Keys are a one-byte prefix and big-endian integers (see keys.go): 'b'
-// id for the raw body, 'e' id for the envelope, 'r' id index for each
-// recipient, 'm' name for metadata. Envelope and recipient records are a
-// version byte followed by a compact binary encoding (see codec.go).
-// Finished messages are deleted at once: body and envelope with
-// SingleDelete, being written once, recipient records with Delete.
+// id chunk for the raw body in chunks of 256 KiB, 'e' id for the envelope,
+// 'r' id index for each recipient, 'p' id for a body being streamed, 'm'
+// name for metadata. A body written before bodies were chunked is one
+// record, 'b' id; it is read, streamed and deleted like a chunked one.
+// Envelope and recipient records are a version byte followed by a compact
+// binary encoding (see codec.go). Finished messages are deleted at once:
+// body chunks and envelope with SingleDelete, being written once, recipient
+// records with Delete.
+//
+// Bodies stream both ways: NewBody and AcceptBody take one in holding one
+// chunk, OpenBody gives one out holding one chunk, so a 50 MiB message
+// never sits whole in the heap here. Body copies a body out whole and
+// BodyPrefix its first n bytes, for DSNs.
 //
 // The Pebble format is pinned to pebbleFormat (pebble.FormatValueSeparation
-// as of Pebble v2.1.7). Value separation itself is not enabled yet: it is
-// experimental in Pebble, and worth turning on for long-deferred bodies
-// once a soak test has passed. The memtable is 64 MiB by default, so that a
-// message delivered within minutes is deleted before its body is flushed
-// and costs one WAL write only.
+// as of Pebble v2.1.7); Open ratchets an older store up to it. The memtable
+// is 64 MiB by default (Pebble starts at 256 KiB and doubles it at each
+// rotation up to that), so that a message delivered within minutes is
+// deleted before its body is flushed: a flush drops a SET that meets its
+// SINGLEDEL, and the message costs one WAL write only. Bodies that outlive
+// their memtable are moved into blob files by value separation, so that
+// compactions rewrite their keys and not the bodies (see tuning.go).
+// WriteStats reports what all this writes.
 package persistence

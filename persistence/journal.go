@@ -1,20 +1,19 @@
 package persistence
 
 import (
-	"time"
-
 	"errors"
 	"fmt"
-	"github.com/mtad/mtad/metrics"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
 	"sync"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/mtad/mtad/messages"
+	"github.com/mtad/mtad/metrics"
 )
 
 // pebbleFormat is the on-disk format the journal is written in. Pebble
@@ -43,6 +42,11 @@ type Options struct {
 	// MemTableSize is the size of Pebble's memtable, in bytes; zero means
 	// DefaultMemTableSize. Up to four memtables may be held in memory.
 	MemTableSize uint64
+
+	// separateFrom overrides the smallest body chunk that value
+	// separation moves into a blob file (tests and measurements); zero
+	// means separateBodiesFrom, negative turns value separation off.
+	separateFrom int
 }
 
 func (o Options) pebbleOptions(log *slog.Logger) *pebble.Options {
@@ -50,7 +54,7 @@ func (o Options) pebbleOptions(log *slog.Logger) *pebble.Options {
 	if size == 0 {
 		size = DefaultMemTableSize
 	}
-	return &pebble.Options{
+	opts := &pebble.Options{
 		FormatMajorVersion:          pebbleFormat,
 		MemTableSize:                size,
 		MemTableStopWritesThreshold: 4,
@@ -60,6 +64,16 @@ func (o Options) pebbleOptions(log *slog.Logger) *pebble.Options {
 		Logger:        pebbleLogger{log: log},
 		EventListener: eventListener(log),
 	}
+	from := o.separateFrom
+	if from == 0 {
+		from = separateBodiesFrom
+	}
+	if from > 0 {
+		policy := bodySeparation(from)
+		opts.Experimental.ValueSeparationPolicy = func() pebble.ValueSeparationPolicy { return policy }
+		opts.Experimental.SpanPolicyFunc = bodiesOnlySpanPolicy
+	}
+	return opts
 }
 
 // Journal is the durable store of accepted messages. See the package
@@ -105,6 +119,9 @@ func Open(dir string, opts Options) (*Journal, error) {
 	if err := j.recoverIDs(); err != nil {
 		return nil, errors.Join(err, db.Close(), lock.release())
 	}
+	if err := j.removeOrphans(); err != nil {
+		return nil, errors.Join(err, db.Close(), lock.release())
+	}
 	return j, nil
 }
 
@@ -133,7 +150,9 @@ func (j *Journal) Close() error {
 }
 
 // Accept journals a new message: its body, its envelope and the state of
-// each of its recipients, in one synced batch. When it returns nil the
+// each of its recipients, in one synced batch. It is for bodies already in
+// memory (DSNs, reports, tests); a message arriving over the network
+// streams in through NewBody and AcceptBody. When it returns nil the
 // message survives a crash. env.ID should come from NextID and be accepted
 // once: do not retry a failed Accept with the same id. env.Rcpts[i].Index
 // must be i.
@@ -152,7 +171,7 @@ func (j *Journal) Accept(env *messages.Envelope, body []byte) error {
 	b := j.db.NewBatch()
 	defer b.Close()
 	// A batch without an index never fails a Set; the errors are ignored.
-	_ = b.Set(bodyKey(env.ID), body, nil)
+	setBody(b, env.ID, body)
 	_ = b.Set(envelopeKey(env.ID), appendEnvelope(nil, env), nil)
 	setRcpts(b, env.ID, env.Rcpts)
 	return commit(b, "accept", env.ID)
@@ -187,8 +206,8 @@ func (j *Journal) Update(id messages.MsgID, rcpts []messages.Recipient) error {
 	return commit(b, "update", id)
 }
 
-// Finish deletes message id (body, envelope and its nrcpts recipient
-// records) in one synced batch. nrcpts must be the message's recipient
+// Finish deletes message id (every chunk of its body, its envelope and its
+// nrcpts recipient records) in one synced batch. nrcpts must be the message's recipient
 // count. It returns an error wrapping ErrNotFound if the message is not in
 // the journal.
 func (j *Journal) Finish(id messages.MsgID, nrcpts int) error {
@@ -206,30 +225,17 @@ func (j *Journal) Finish(id messages.MsgID, nrcpts int) error {
 	}
 	b := j.db.NewBatch()
 	defer b.Close()
-	// Body and envelope are written once and deleted once, so a
+	// Body chunks and envelope are written once and deleted once, so a
 	// SingleDelete removes them with their SET at the next flush. Recipient
 	// records are rewritten by Update and need a real Delete.
-	_ = b.SingleDelete(bodyKey(id), nil)
+	if err := j.deleteBody(b, id); err != nil {
+		return fmt.Errorf("persistence: finish %v: %w", id, err)
+	}
 	_ = b.SingleDelete(envelopeKey(id), nil)
 	for i := range n {
 		_ = b.Delete(rcptKey(id, uint32(i)), nil)
 	}
 	return commit(b, "finish", id)
-}
-
-// Body returns a copy of the body of message id, or an error wrapping
-// ErrNotFound.
-func (j *Journal) Body(id messages.MsgID) ([]byte, error) {
-	j.mu.RLock()
-	defer j.mu.RUnlock()
-	if j.closed {
-		return nil, ErrClosed
-	}
-	v, err := j.get(bodyKey(id))
-	if err != nil {
-		return nil, fmt.Errorf("persistence: body of %v: %w", id, err)
-	}
-	return v, nil
 }
 
 // Stats returns the number of messages in the journal. It scans every

@@ -288,21 +288,49 @@ func (s *Server) closeHooks(ctx context.Context) error {
 	return nil
 }
 
-// acceptor journals submitted messages and hands them to the engine.
+// acceptor journals submitted messages and hands them to the engine: SMTP
+// submission streams bodies through NewBody and AcceptBody, HTTP injection
+// (package inject) hands a body in memory to Accept.
 type acceptor struct{ s *Server }
+
+var _ submission.Acceptor = (*acceptor)(nil)
 
 func (a *acceptor) NextID() messages.MsgID { return a.s.journal.NextID() }
 
+// NewBody starts the journal body of a message arriving over SMTP.
+func (a *acceptor) NewBody(id messages.MsgID) submission.BodyWriter { return a.s.journal.NewBody(id) }
+
+// AcceptBody returns when the message, body included, is durable; the
+// engine owns env after. A message refused by its quota, or that failed
+// to journal, has its body aborted.
+func (a *acceptor) AcceptBody(env *messages.Envelope, body submission.BodyWriter) error {
+	w, ok := body.(*persistence.BodyWriter)
+	if !ok { // a bug: submission hands back what NewBody returned
+		body.Abort()
+		return fmt.Errorf("accept %v: body %T is not the journal's", env.ID, body)
+	}
+	return a.accept(env, func() error { return a.s.journal.AcceptBody(env, w) }, w.Abort)
+}
+
 // Accept returns when the message is durable; the engine owns env after.
 func (a *acceptor) Accept(env *messages.Envelope, body []byte) error {
+	return a.accept(env, func() error { return a.s.journal.Accept(env, body) }, func() {})
+}
+
+// accept admits env against the queue quotas, journals it with journal
+// and hands it to the engine; abort drops a body already written when the
+// message is refused or journal fails.
+func (a *acceptor) accept(env *messages.Envelope, journal func() error, abort func()) error {
 	a.s.engine.Place(env)
 	if q := a.s.quotas; q != nil {
 		if err := q.Admit(env); err != nil {
+			abort()
 			a.s.log.Info("queue quota full", "msgid", env.ID.String(), "err", err)
 			return err // 452 4.3.1, nothing journaled
 		}
 	}
-	if err := a.s.journal.Accept(env, body); err != nil {
+	if err := journal(); err != nil {
+		abort()
 		if a.s.quotas != nil {
 			a.s.quotas.Drop(env.ID)
 		}

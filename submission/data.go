@@ -1,7 +1,9 @@
 package submission
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"net/netip"
 	"time"
 
@@ -60,6 +62,79 @@ func bareEOLs(b []byte) int {
 		}
 	}
 	return n
+}
+
+// eolWriter is the streaming form of normalizeEOL, for a body read from
+// the network: it writes what it is given to w with every bare LF and
+// every bare CR rewritten as CRLF, and CRLF left alone, and keeps no more
+// state across writes than a CR that ended the last one, whose fate waits
+// for the next byte. Close writes the CRLF of such a CR at the end of the
+// body.
+type eolWriter struct {
+	w  io.Writer
+	cr bool // the last byte given was a CR, not written yet
+}
+
+var crlf = []byte("\r\n")
+
+// Write passes on runs of bytes whose line ends are CRLF in one write, and
+// writes a CRLF in place of each bare CR or LF.
+func (e *eolWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	if e.cr && len(p) > 0 {
+		e.cr = false
+		if p[0] == '\n' {
+			p = p[1:]
+		}
+		if _, err := e.w.Write(crlf); err != nil {
+			return 0, err
+		}
+	}
+	clean := 0 // p[clean:i] needs no rewriting
+	for i := 0; ; {
+		j := bytes.IndexAny(p[i:], "\r\n")
+		if j < 0 {
+			break
+		}
+		j += i
+		if p[j] == '\r' && j+1 < len(p) && p[j+1] == '\n' {
+			i = j + 2
+			continue
+		}
+		if err := e.write(p[clean:j]); err != nil {
+			return 0, err
+		}
+		i, clean = j+1, j+1
+		if p[j] == '\r' && j+1 == len(p) {
+			e.cr = true // a CRLF split between two writes, or a bare CR
+			break
+		}
+		if _, err := e.w.Write(crlf); err != nil {
+			return 0, err
+		}
+	}
+	if err := e.write(p[clean:]); err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+func (e *eolWriter) write(p []byte) error {
+	if len(p) == 0 {
+		return nil
+	}
+	_, err := e.w.Write(p)
+	return err
+}
+
+// Close ends a body whose last byte was a CR. It does not close w.
+func (e *eolWriter) Close() error {
+	if !e.cr {
+		return nil
+	}
+	e.cr = false
+	_, err := e.w.Write(crlf)
+	return err
 }
 
 // receivedHeader is the trace header of RFC 5321 4.4 (RFC 5322 3.6.7):

@@ -7,16 +7,20 @@
 // The contract:
 //
 //   - The 250 reply to DATA (or BDAT LAST) is written only after
-//     Acceptor.Accept returned nil, that is after the message is durable.
+//     Acceptor.AcceptBody returned nil, that is after the message is
+//     durable.
 //     Every other outcome is a 4xx or 5xx reply, and the client still owns
 //     the message. Nothing else is ever acknowledged.
 //   - No open relay: a recipient outside Config.LocalDomains is accepted
 //     only from a client in Config.TrustedNetworks or one that
 //     authenticated; others get 554 5.7.1.
-//   - The body handed to Accept is the message as received, dot-unstuffed,
-//     with every line ending rewritten to CRLF (see normalizeEOL: this is
-//     the SMTP smuggling defence) and a Received header prepended. DATA ends
-//     only at <CRLF>.<CRLF>.
+//   - The body written to the Acceptor's BodyWriter is the message as
+//     received, dot-unstuffed, with every line ending rewritten to CRLF
+//     (see normalizeEOL and eolWriter: this is the SMTP smuggling defence)
+//     and a Received header first. DATA ends only at <CRLF>.<CRLF>. The
+//     body streams, a read at a time: a session holds no more of it than
+//     a buffer, whatever its size. A message refused or cut short is
+//     aborted (BodyWriter.Abort).
 //   - Replies never carry internal detail: an Acceptor error that is not an
 //     *smtp.SMTPError becomes 451 4.3.0 and is logged with its msgid.
 //
@@ -53,7 +57,7 @@
 // Limits.Exempt are not limited. Refusals are logged at info.
 //
 // Concurrency: a Server serves any number of listeners at once, each
-// connection on its own go-smtp goroutine, so Accept is called
+// connection on its own go-smtp goroutine, so AcceptBody is called
 // concurrently. Shutdown stops accepting at once, says 421 4.3.2 to idle
 // sessions and lets open transactions (MAIL to the end of DATA) finish
 // until its context expires, then closes everything.

@@ -4,7 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
+	"fmt"
+	"hash"
 	"io"
 	"log/slog"
 	"net"
@@ -23,19 +26,61 @@ import (
 const waitFor = 10 * time.Second
 
 // fakeAcceptor records messages. It can be told to fail, and to hold
-// Accept until released.
+// AcceptBody until released. It keeps every body it was given, aborted or
+// not, to check what the session streamed.
 type fakeAcceptor struct {
-	mu      sync.Mutex
-	next    messages.MsgID
-	msgs    []acceptedMsg
-	fail    error         // returned by Accept while set
-	hold    chan struct{} // when set, Accept waits until it is closed
-	entered chan struct{} // when set, Accept signals on it as it starts
+	mu        sync.Mutex
+	next      messages.MsgID
+	msgs      []acceptedMsg
+	bodies    []*fakeBody
+	fail      error         // returned by AcceptBody while set
+	hold      chan struct{} // when set, AcceptBody waits until it is closed
+	entered   chan struct{} // when set, AcceptBody signals on it as it starts
+	hashed    bool          // keep a digest of each body, and its first 4 KiB
+	failWrite error         // returned by every body's Write while set
 }
 
 type acceptedMsg struct {
 	env  messages.Envelope
 	body []byte
+}
+
+// fakeBody is a BodyWriter that keeps the body, or its digest and size.
+// The acceptor's mutex guards it, as the test reads it while sessions run.
+type fakeBody struct {
+	mu       *sync.Mutex
+	a        *fakeAcceptor
+	id       messages.MsgID
+	buf      bytes.Buffer
+	hash     hash.Hash // nil: keep the bytes in buf; else its first 4 KiB only
+	size     int64
+	writes   int
+	maxWrite int
+	aborted  bool
+}
+
+func (b *fakeBody) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.a.failWrite; err != nil {
+		return 0, err
+	}
+	b.writes++
+	b.maxWrite = max(b.maxWrite, len(p))
+	b.size += int64(len(p))
+	if b.hash == nil {
+		return b.buf.Write(p)
+	}
+	if keep := 4<<10 - b.buf.Len(); keep > 0 {
+		b.buf.Write(p[:min(keep, len(p))])
+	}
+	return b.hash.Write(p)
+}
+
+func (b *fakeBody) Abort() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.aborted = true
 }
 
 func (a *fakeAcceptor) NextID() messages.MsgID {
@@ -45,7 +90,41 @@ func (a *fakeAcceptor) NextID() messages.MsgID {
 	return a.next
 }
 
+func (a *fakeAcceptor) NewBody(id messages.MsgID) BodyWriter {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	b := &fakeBody{mu: &a.mu, a: a, id: id}
+	if a.hashed {
+		b.hash = sha256.New()
+	}
+	a.bodies = append(a.bodies, b)
+	return b
+}
+
+func (a *fakeAcceptor) AcceptBody(env *messages.Envelope, body BodyWriter) error {
+	b := body.(*fakeBody)
+	if err := a.wait(); err != nil {
+		b.Abort()
+		return err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if b.id != env.ID || b.size != env.Size {
+		return fmt.Errorf("body of %v (%d bytes) accepted for %v (%d bytes)", b.id, b.size, env.ID, env.Size)
+	}
+	a.msgs = append(a.msgs, acceptedMsg{env: *env, body: bytes.Clone(b.buf.Bytes())})
+	return nil
+}
+
 func (a *fakeAcceptor) Accept(env *messages.Envelope, body []byte) error {
+	b := a.NewBody(env.ID)
+	b.Write(body)
+	return a.AcceptBody(env, b)
+}
+
+// wait holds AcceptBody as holdNext asked, and returns the failure it
+// should report.
+func (a *fakeAcceptor) wait() error {
 	a.mu.Lock()
 	hold, entered := a.hold, a.entered
 	a.mu.Unlock()
@@ -57,11 +136,19 @@ func (a *fakeAcceptor) Accept(env *messages.Envelope, body []byte) error {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.fail != nil {
-		return a.fail
+	return a.fail
+}
+
+// aborted returns how many bodies were aborted, and how many were started.
+func (a *fakeAcceptor) aborted() (aborted, started int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, b := range a.bodies {
+		if b.aborted {
+			aborted++
+		}
 	}
-	a.msgs = append(a.msgs, acceptedMsg{env: *env, body: bytes.Clone(body)})
-	return nil
+	return aborted, len(a.bodies)
 }
 
 func (a *fakeAcceptor) setFail(err error) {

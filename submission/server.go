@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"net"
@@ -34,8 +35,9 @@ type Config struct {
 	ReadTimeout, WriteTimeout time.Duration
 	MaxLineLength             int // longest command or message line; default 4096
 	// MaxConnections bounds the client connections open at once; one more
-	// is answered 421 4.7.0 and closed. With MaxMessageSize it bounds the
-	// memory that submissions can hold. Default 1000.
+	// is answered 421 4.7.0 and closed. Bodies stream to the Acceptor, so
+	// what a submission holds in memory does not grow with MaxMessageSize.
+	// Default 1000.
 	MaxConnections int
 	// CheckRcpt, if set, is asked about each recipient that passed the
 	// relay rule; an *smtp.SMTPError it returns is the RCPT reply (for
@@ -111,14 +113,36 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Acceptor journals a message. Accept must return only when the message is
-// durable (synced). It may be called concurrently. An error that is (by
-// errors.As) an *smtp.SMTPError is sent to the client as it is; any other
-// error is answered 451 4.3.0. env and body are handed over: the Server
-// does not read or change them once Accept is called.
+// Acceptor journals messages. Its methods may be called concurrently,
+// for many messages at once.
+//
+// SMTP submission streams: for each message the Server calls NextID, then
+// NewBody with that id when DATA starts, and writes the message into the
+// body as it arrives. Then it either calls AcceptBody with the complete
+// envelope (env.Size is the body's size) or, when the message was refused
+// or could not be read, Abort on the body. AcceptBody owns the body: it
+// must Abort it itself if it fails. Accept takes a message whose body is
+// already in memory; the Server does not call it, HTTP injection (package
+// inject) does, through the same Acceptor.
+//
+// Accept and AcceptBody must return only when the message is durable
+// (synced). An error they return that is (by errors.As) an
+// *smtp.SMTPError is sent to the client as it is; any other error, and any
+// error of Write, is answered 451 4.3.0. env and body are handed over: the
+// Server does not read or change them once AcceptBody is called.
 type Acceptor interface {
 	NextID() messages.MsgID
+	NewBody(id messages.MsgID) BodyWriter
+	AcceptBody(env *messages.Envelope, body BodyWriter) error
 	Accept(env *messages.Envelope, body []byte) error
+}
+
+// BodyWriter receives the body of one message, a piece at a time; see
+// Acceptor. One session goroutine writes it. Abort drops what was written
+// and must be safe to call after a failed Write.
+type BodyWriter interface {
+	io.Writer
+	Abort()
 }
 
 // Server is the submission listener. Create it with New.

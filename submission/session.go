@@ -255,20 +255,80 @@ func orcpt(opts *smtp.RcptOptions) string {
 	return string(opts.OriginalRecipientType) + ";" + opts.OriginalRecipient
 }
 
-// Data reads the message, has it journaled and replies. go-smtp writes the
-// returned *smtp.SMTPError as the reply; a 250 "error" is how it lets us
-// say "queued as <id>".
+// Data streams the message into a body from the Acceptor, has it
+// journaled and replies. go-smtp writes the returned *smtp.SMTPError as the
+// reply; a 250 "error" is how it lets us say "queued as <id>". The message
+// gets its id, arrival time and Received header when DATA starts, since
+// the header comes first; after a refusal or an error the body is aborted.
 func (s *session) Data(r io.Reader) error {
 	tx := s.take()
 	if tx == nil {
 		return errNoMail
 	}
-	body, err := io.ReadAll(s.bodyReader(r))
+	env := tx.env
+	env.ID = s.srv.acc.NextID()
+	env.Arrival = time.Now()
+	log := s.log.With("msgid", env.ID.String())
+	body := s.srv.acc.NewBody(env.ID)
+	hdr := receivedHeader(env, s.ip, s.srv.cfg.Hostname, tx.proto)
+	size, err := s.receive(body, hdr, r)
 	if err != nil {
-		return s.readError(err)
+		body.Abort()
+		return s.dataError(log, err)
 	}
-	return s.accept(tx, normalizeEOL(body))
+	env.Size = size
+	if err := s.srv.acc.AcceptBody(env, body); err != nil {
+		return acceptError(log, err)
+	}
+	log.Debug("message accepted", "from", env.From, "rcpts", len(env.Rcpts), "size", env.Size)
+	return replyErr(250, 2, 0, 0, "Ok: queued as "+env.ID.String())
 }
+
+// dataBuffer is the size of the reads of a message: go-smtp's reader fills
+// the buffer it is given before it returns, so every read but the last is
+// this size.
+const dataBuffer = 32 << 10
+
+// receive writes the Received header, then the message read from r with
+// its line ends normalized (eolWriter), to body, and returns the bytes
+// written. It holds no more of the message than one dataBuffer; the size
+// limit is go-smtp's, whose reader fails past MaxMessageBytes.
+func (s *session) receive(body io.Writer, hdr string, r io.Reader) (int64, error) {
+	cw := &countingWriter{w: body}
+	if _, err := io.WriteString(cw, hdr); err != nil {
+		return 0, err
+	}
+	ew := &eolWriter{w: cw}
+	if _, err := io.CopyBuffer(ew, s.bodyReader(r), make([]byte, dataBuffer)); err != nil {
+		return 0, err
+	}
+	if err := ew.Close(); err != nil {
+		return 0, err
+	}
+	return cw.n, nil
+}
+
+// countingWriter counts what it writes, and marks the errors of w as
+// write errors, to tell them from those of reading the message.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	if err != nil {
+		return n, &writeError{err}
+	}
+	return n, nil
+}
+
+// writeError is a failure to store the body, not to read it.
+type writeError struct{ err error }
+
+func (e *writeError) Error() string { return "storing the message: " + e.err.Error() }
+func (e *writeError) Unwrap() error { return e.err }
 
 // take hands the open transaction to Data; Reset after DATA finds none.
 func (s *session) take() *txn {
@@ -292,33 +352,22 @@ type readerFunc func([]byte) (int, error)
 
 func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
 
-func (s *session) readError(err error) error {
+// dataError is the reply to a DATA whose message could not be received
+// or stored.
+func (s *session) dataError(log *slog.Logger, err error) error {
+	var we *writeError
 	switch {
+	case errors.As(err, &we):
+		log.Error("storing the message failed", "error", err)
+		return errTempFailure
 	case errors.Is(err, smtp.ErrDataTooLarge):
-		s.log.Info("message too big", "max", s.srv.cfg.MaxMessageSize)
+		log.Info("message too big", "max", s.srv.cfg.MaxMessageSize)
 		return errMessageTooBig
 	case errors.Is(err, smtp.ErrTooLongLine):
 		return errLineTooLong
 	}
-	s.log.Debug("message not received", "error", err)
+	log.Debug("message not received", "error", err)
 	return errTempFailure
-}
-
-// accept journals the message and returns the reply to DATA.
-func (s *session) accept(tx *txn, body []byte) error {
-	env := tx.env
-	env.ID = s.srv.acc.NextID()
-	env.Arrival = time.Now()
-	hdr := receivedHeader(env, s.ip, s.srv.cfg.Hostname, tx.proto)
-	final := make([]byte, 0, len(hdr)+len(body))
-	final = append(append(final, hdr...), body...)
-	env.Size = int64(len(final))
-	log := s.log.With("msgid", env.ID.String())
-	if err := s.srv.acc.Accept(env, final); err != nil {
-		return acceptError(log, err)
-	}
-	log.Debug("message accepted", "from", env.From, "rcpts", len(env.Rcpts), "size", env.Size)
-	return replyErr(250, 2, 0, 0, "Ok: queued as "+env.ID.String())
 }
 
 func acceptError(log *slog.Logger, err error) error {

@@ -56,3 +56,46 @@ func TestSmuggling(t *testing.T) {
 		})
 	}
 }
+
+// TestSmugglingAtReadBoundary places each fake end of data across the
+// boundary between two reads of the message (go-smtp fills each
+// dataBuffer-sized read), one byte of it after another, so that a CR ends
+// one write into the line end normalization and its LF, or not, starts
+// the next: the stored message is the same as when the sequence falls
+// inside a read.
+func TestSmugglingAtReadBoundary(t *testing.T) {
+	const smuggled = "MAIL FROM:<evil@sender.example>\r\nRCPT TO:<victim@local.test>\r\nDATA\r\nB\r\n"
+	tests := []struct{ seq, want string }{
+		{"\n.\n", "\r\n.\r\n"},
+		{"\n.\r\n", "\r\n.\r\n"},
+		{"\r.\r\n", "\r\n.\r\n"},
+		{"\r\n.\n", "\r\n\r\n"},
+		{"\r\r\n.\n", "\r\n\r\n.\r\n"},
+		{"\r\n", "\r\n"},
+		{"\r", "\r\n"},
+		{"\n", "\r\n"},
+	}
+	cfg := testConfig()
+	cfg.MaxMessageSize = 200000
+	h := start(t, cfg)
+	c := h.raw(true)
+	n := 0
+	for _, tt := range tests {
+		for shift := range len(tt.seq) + 1 {
+			const head = "Subject: one\r\n\r\n"
+			// The byte of seq at index shift is the first of the second read.
+			pad := dataBuffer - len(head) - len("A") - shift
+			filler := strings.Repeat(strings.Repeat("x", 78)+"\r\n", pad/80) + strings.Repeat("x", pad%80)
+			body := head + filler + "A" + tt.seq + smuggled
+			if got := c.transaction("a@sender.example", []string{"b@local.test"}, body); !strings.HasPrefix(got, "250 ") {
+				t.Fatalf("%q shifted %d: %q", tt.seq, shift, got)
+			}
+			n++
+			msgs := checkAccepted(t, h, n)
+			want := head + filler + "A" + tt.want + smuggled
+			if got := bodyAfterReceived(t, msgs[n-1].body); got != want {
+				t.Errorf("%q shifted %d: stored %q, want %q", tt.seq, shift, got[len(head)+len(filler):], want[len(head)+len(filler):])
+			}
+		}
+	}
+}

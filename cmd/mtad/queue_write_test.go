@@ -93,7 +93,7 @@ func TestQueueWrite(t *testing.T) {
 		{[]string{"suspend", "bulk"}, 0, `POST /api/v1/queues/bulk/suspend`, "queue bulk suspended: its mail stays queued and keeps its expiry\n"},
 		{[]string{"resume", "bulk", "--json"}, 0, `POST /api/v1/queues/bulk/resume`, `{"queue":"bulk","suspended":false}`},
 		{[]string{"suspend", "nope"}, 1, `POST /api/v1/queues/nope/suspend`, `no queue "nope" (404)`},
-		{[]string{"suspend"}, 2, "", "queue suspend takes one queue name"},
+		{[]string{"suspend"}, 2, "", "queue suspend takes a queue name, or domain DOMAIN, or sender DOMAIN"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
