@@ -133,6 +133,7 @@ func newQueue(d *Deps, name string, cfg config.VirtualQueue, restart bool) *queu
 func (q *queueActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
+		q.oldestGauge()
 		q.armGauge(ctx)
 		if q.reloading {
 			q.deps.Logger.Warn("queue actor (re)started; reloading from the journal", "queue", q.name)

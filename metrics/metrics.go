@@ -86,3 +86,41 @@ func init() {
 func Handler() http.Handler {
 	return promhttp.HandlerFor(Registry, promhttp.HandlerOpts{Timeout: 10 * time.Second})
 }
+
+// JournalStats is what the journal collector reads at each scrape.
+type JournalStats struct {
+	UserBytes, WALBytes, FlushBytes, CompactBytes, BlobBytes, Fsyncs uint64
+	WriteAmplification                                               float64
+}
+
+// journalCollector exports a journal's write statistics at scrape time.
+type journalCollector struct{ read func() JournalStats }
+
+var journalDescs = map[string]*prometheus.Desc{
+	"user":    prometheus.NewDesc("mtad_journal_user_bytes", "Bytes of records committed to the journal (the WAL's logical input).", nil, nil),
+	"wal":     prometheus.NewDesc("mtad_journal_wal_bytes_written", "Bytes written to the journal's WAL files.", nil, nil),
+	"flush":   prometheus.NewDesc("mtad_journal_flush_bytes", "Bytes of sstables and blob files written by memtable flushes.", nil, nil),
+	"compact": prometheus.NewDesc("mtad_journal_compact_bytes", "Bytes of sstables and blob files written by compactions.", nil, nil),
+	"blob":    prometheus.NewDesc("mtad_journal_blob_bytes", "The part of flush and compaction bytes that went to blob files (separated message bodies).", nil, nil),
+	"fsyncs":  prometheus.NewDesc("mtad_journal_fsyncs_total", "WAL fsyncs; one serves every commit waiting on it.", nil, nil),
+	"wamp":    prometheus.NewDesc("mtad_journal_write_amplification", "(WAL + flush + compaction bytes written) / bytes committed, since start.", nil, nil),
+}
+
+// JournalCollector returns a collector reading read at every scrape.
+func JournalCollector(read func() JournalStats) prometheus.Collector { return journalCollector{read} }
+
+func (c journalCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range journalDescs {
+		ch <- d
+	}
+}
+
+func (c journalCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.read()
+	for k, v := range map[string]uint64{"user": s.UserBytes, "wal": s.WALBytes, "flush": s.FlushBytes,
+		"compact": s.CompactBytes, "blob": s.BlobBytes} {
+		ch <- prometheus.MustNewConstMetric(journalDescs[k], prometheus.GaugeValue, float64(v))
+	}
+	ch <- prometheus.MustNewConstMetric(journalDescs["fsyncs"], prometheus.CounterValue, float64(s.Fsyncs))
+	ch <- prometheus.MustNewConstMetric(journalDescs["wamp"], prometheus.GaugeValue, s.WriteAmplification)
+}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // Value separation. A message that waits (a deferred recipient, a backlog)
@@ -95,6 +96,7 @@ type WriteStats struct {
 	FlushedBytes     uint64 // sstable and blob file bytes written by flushes
 	CompactedBytes   uint64 // sstable and blob file bytes written by compactions
 	BlobBytes        uint64 // the part of FlushedBytes and CompactedBytes that went to blob files
+	Fsyncs           uint64 // WAL fsyncs (one serves every commit that waited on it)
 
 	WriteAmplification float64
 }
@@ -123,6 +125,12 @@ func writeStats(m *pebble.Metrics) WriteStats {
 		s.FlushedBytes += l.TableBytesFlushed + l.BlobBytesFlushed
 		s.CompactedBytes += l.TableBytesCompacted + blobCompacted
 		s.BlobBytes += l.BlobBytesFlushed + blobCompacted
+	}
+	if h := m.LogWriter.FsyncLatency; h != nil {
+		var d dto.Metric
+		if h.Write(&d) == nil {
+			s.Fsyncs = d.GetHistogram().GetSampleCount()
+		}
 	}
 	if s.WALLogicalBytes > 0 {
 		s.WriteAmplification = float64(s.WALPhysicalBytes+s.FlushedBytes+s.CompactedBytes) / float64(s.WALLogicalBytes)

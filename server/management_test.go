@@ -57,8 +57,21 @@ token = "s3cret"
 	if delivered < 1 {
 		t.Errorf("mtad_events_total{event=delivered,queue=default} = %v, want at least 1", delivered)
 	}
-	if families["mtad_queue_messages"] == nil {
-		t.Error("no mtad_queue_messages gauge")
+	for _, name := range []string{"mtad_queue_messages", "mtad_queue_oldest_message_seconds", "mtad_queue_loaded_messages"} {
+		if families[name] == nil {
+			t.Errorf("no %s gauge", name)
+		}
+	}
+	for _, name := range []string{"mtad_journal_user_bytes", "mtad_journal_wal_bytes_written", "mtad_journal_fsyncs_total", "mtad_journal_write_amplification"} {
+		f := families[name]
+		if f == nil || len(f.GetMetric()) != 1 {
+			t.Errorf("no %s", name)
+			continue
+		}
+		m := f.GetMetric()[0]
+		if m.GetGauge().GetValue()+m.GetCounter().GetValue() <= 0 {
+			t.Errorf("%s is not positive after a delivery", name)
+		}
 	}
 	for _, name := range []string{"mtad_journal_commit_seconds", "mtad_accept_to_delivered_seconds"} {
 		f := families[name]

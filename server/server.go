@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/mtad/mtad/actors"
 	"github.com/mtad/mtad/config"
 	"github.com/mtad/mtad/deliverylog"
@@ -33,22 +35,23 @@ import (
 
 // Server is a running node.
 type Server struct {
-	cfg       *config.Config
-	log       *slog.Logger
-	journal   *persistence.Journal
-	engine    *actors.Engine
-	delivery  *deliverylog.Log
-	logFile   io.Closer
-	smtp      *submission.Server
-	reports   *tlsReports         // nil unless report.tls.enable
-	hooks     *webhook.Dispatcher // nil without webhook endpoints
-	quotas    *quota.Book         // nil without queue quotas
-	shaping   *limits.Memory
-	mgmt      *http.Server // nil unless server.management.bind
-	mgmtAddr  net.Addr
-	listeners []net.Listener
-	implicit  map[net.Listener]bool // listeners speaking TLS from the first byte
-	serving   sync.WaitGroup
+	cfg          *config.Config
+	log          *slog.Logger
+	journal      *persistence.Journal
+	engine       *actors.Engine
+	delivery     *deliverylog.Log
+	logFile      io.Closer
+	smtp         *submission.Server
+	reports      *tlsReports          // nil unless report.tls.enable
+	hooks        *webhook.Dispatcher  // nil without webhook endpoints
+	journalStats prometheus.Collector // the journal's write statistics, while registered
+	quotas       *quota.Book          // nil without queue quotas
+	shaping      *limits.Memory
+	mgmt         *http.Server // nil unless server.management.bind
+	mgmtAddr     net.Addr
+	listeners    []net.Listener
+	implicit     map[net.Listener]bool // listeners speaking TLS from the first byte
+	serving      sync.WaitGroup
 
 	live     atomic.Pointer[config.Config] // the configuration in force (cfg until a reload)
 	reloadMu sync.Mutex
@@ -111,6 +114,15 @@ func (s *Server) start() (err error) {
 		return fmt.Errorf("recovery: %w", err)
 	}
 	log.Info("journal recovered", "messages", n)
+	s.journalStats = metrics.JournalCollector(func() metrics.JournalStats {
+		w := s.journal.WriteStats()
+		return metrics.JournalStats{UserBytes: w.WALLogicalBytes, WALBytes: w.WALPhysicalBytes, FlushBytes: w.FlushedBytes,
+			CompactBytes: w.CompactedBytes, BlobBytes: w.BlobBytes, Fsyncs: w.Fsyncs, WriteAmplification: w.WriteAmplification}
+	})
+	if err := metrics.Registry.Register(s.journalStats); err != nil {
+		s.log.Warn("journal metrics not registered", "err", err) // another node in this process has them
+		s.journalStats = nil
+	}
 	if err := s.listen(); err != nil {
 		return err
 	}
@@ -264,6 +276,10 @@ func (s *Server) close() error {
 	cancel()
 	if s.logFile != nil {
 		errs = append(errs, s.logFile.Close())
+	}
+	if s.journalStats != nil {
+		metrics.Registry.Unregister(s.journalStats)
+		s.journalStats = nil
 	}
 	if s.journal != nil {
 		errs = append(errs, s.journal.Close())
