@@ -296,6 +296,7 @@ func connOptions(deps *Deps, route config.Route, domain string, t outbound.Targe
 		Timeouts:    outbound.Timeouts{Connect: to.Connect, Greeting: to.Greeting, EHLO: to.EHLO, MailFrom: to.MailFrom, RcptTo: to.RcptTo, Data: to.Data},
 		LMTP:        route.Protocol == "lmtp" || route.Type == config.RouteLocal,
 		ImplicitTLS: route.ImplicitTLS,
+		NoChunking:  cs.NoChunking,
 	}
 }
 

@@ -29,6 +29,7 @@ type Journal interface {
 	bodySource // Body (DSNs) and OpenBody (delivery); see connection.go
 	Update(id messages.MsgID, rcpts []messages.Recipient) error
 	Finish(id messages.MsgID, nrcpts int) error
+	FinishSized(id messages.MsgID, nrcpts int, size int64) error
 	Get(id messages.MsgID) (*messages.Envelope, error)
 	Load(fn func(env *messages.Envelope) error) error
 }
@@ -123,7 +124,7 @@ func (e *Engine) Recover() (int, error) {
 	n := 0
 	err := e.deps.Journal.Load(func(env *messages.Envelope) error {
 		if env.Pending() == 0 {
-			return e.deps.Journal.Finish(env.ID, len(env.Rcpts))
+			return e.deps.Journal.FinishSized(env.ID, len(env.Rcpts), env.Size)
 		}
 		if e.deps.Quotas != nil && env.Source != "dsn" && env.Source != "report" {
 			e.deps.Quotas.Charge(env) // as admission charged it: the quotas come back exactly

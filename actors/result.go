@@ -170,7 +170,7 @@ func (q *queueActor) write(ctx actor.Context, m *qmsg, p *persisted) {
 	// Only the last write of a queue of writes may finish the message: the
 	// ones waiting still need its body (their DSNs) and its records.
 	p.done = len(m.waiting) == 0 && allFinal(m)
-	id, n := m.env.ID, len(m.env.Rcpts)
+	id, n, size := m.env.ID, len(m.env.Rcpts), m.env.Size
 	finish := p.done && !m.shared
 	var states []messages.Recipient
 	if !finish {
@@ -201,7 +201,7 @@ func (q *queueActor) write(ctx actor.Context, m *qmsg, p *persisted) {
 		}
 		var err error
 		if finish {
-			err = j.Finish(id, n)
+			err = j.FinishSized(id, n, size)
 		} else {
 			err = j.Update(id, states)
 		}

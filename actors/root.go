@@ -170,7 +170,7 @@ func (r *rootActor) startCheck(ctx actor.Context, id messages.MsgID) {
 		if err != nil || env.Pending() > 0 {
 			return
 		}
-		if err := j.Finish(id, len(env.Rcpts)); err != nil {
+		if err := j.FinishSized(id, len(env.Rcpts), env.Size); err != nil {
 			log.Error("journal finish failed", "msgid", id.String(), "err", err)
 		}
 	}()

@@ -55,6 +55,8 @@ type Server struct {
 	DataDir         string
 	Listeners       map[string]Listener
 	ShutdownTimeout time.Duration
+	GCPercent       int    // Go's GOGC for the daemon
+	MemoryLimit     int64  // Go's GOMEMLIMIT for the daemon, in bytes; 0: none
 	Certificate     string // PEM certificate chain for submission TLS
 	PrivateKey      string // PEM private key
 	Management      Management
@@ -260,6 +262,7 @@ type Connection struct {
 	SourceIPs     []netip.Addr
 	EHLOHostnames map[netip.Addr]string // EHLO name per source IP, over EHLOHostname
 	Timeout       Timeouts
+	NoChunking    bool // never BDAT (RFC 3030), even to servers that offer CHUNKING
 }
 
 // Strategy holds the compiled selectors.

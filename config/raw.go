@@ -51,6 +51,8 @@ type rawServer struct {
 	DataDir         string                 `toml:"data-dir"`
 	Listener        map[string]rawListener `toml:"listener"`
 	ShutdownTimeout string                 `toml:"shutdown-timeout"`
+	GCPercent       *int                   `toml:"gc-percent"`
+	MemoryLimit     string                 `toml:"memory-limit"`
 	TLS             rawServerTLS           `toml:"tls"`
 	Management      rawManagement          `toml:"management"`
 }
@@ -206,6 +208,7 @@ type rawConnection struct {
 	SourceIPs     []string          `toml:"source-ips"`
 	EHLOHostnames map[string]string `toml:"ehlo-hostnames"`
 	Timeout       map[string]string `toml:"timeout"`
+	Chunking      *bool             `toml:"chunking"`
 }
 
 type rawStrategy struct {

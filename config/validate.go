@@ -60,6 +60,26 @@ func (r *rawServer) validate(c *Config) error {
 	if c.Server.ShutdownTimeout, err = durationOr("server.shutdown-timeout", r.ShutdownTimeout, 30*time.Second); err != nil {
 		return err
 	}
+	c.Server.GCPercent = 200
+	if r.GCPercent != nil {
+		if *r.GCPercent < 50 || *r.GCPercent > 10000 {
+			return fmt.Errorf("server.gc-percent: %d is not between 50 and 10000", *r.GCPercent)
+		}
+		c.Server.GCPercent = *r.GCPercent
+	}
+	c.Server.MemoryLimit = 768 << 20
+	switch strings.TrimSpace(r.MemoryLimit) {
+	case "":
+	case "0":
+		c.Server.MemoryLimit = 0
+	default:
+		if c.Server.MemoryLimit, err = parseSize("server.memory-limit", r.MemoryLimit); err != nil {
+			return err
+		}
+		if c.Server.MemoryLimit < 64<<20 {
+			return fmt.Errorf("server.memory-limit: %s is below 64MB", r.MemoryLimit)
+		}
+	}
 	c.Server.Certificate, c.Server.PrivateKey = r.TLS.Certificate, r.TLS.PrivateKey
 	if (r.TLS.Certificate == "") != (r.TLS.PrivateKey == "") {
 		return fmt.Errorf("server.tls: set both certificate and private-key, or neither")
@@ -786,7 +806,7 @@ func defaultTimeouts() Timeouts {
 }
 
 func (r *rawConnection) validate(key string) (Connection, error) {
-	out := Connection{EHLOHostname: r.EHLOHostname, Timeout: defaultTimeouts()}
+	out := Connection{EHLOHostname: r.EHLOHostname, Timeout: defaultTimeouts(), NoChunking: r.Chunking != nil && !*r.Chunking}
 	for i, s := range r.SourceIPs {
 		a, err := netip.ParseAddr(s)
 		if err != nil {

@@ -5,7 +5,6 @@
 package messages
 
 import (
-	"fmt"
 	"strings"
 	"time"
 )
@@ -16,7 +15,14 @@ import (
 type MsgID uint64
 
 // String renders the id as 16 hex digits, the form used in logs and headers.
-func (id MsgID) String() string { return fmt.Sprintf("%016x", uint64(id)) }
+func (id MsgID) String() string {
+	const hex = "0123456789abcdef"
+	var b [16]byte
+	for i, v := 15, uint64(id); i >= 0; i, v = i-1, v>>4 {
+		b[i] = hex[v&0xf]
+	}
+	return string(b[:])
+}
 
 // BodyType is the BODY= parameter of MAIL FROM (RFC 6152, RFC 3030).
 type BodyType string

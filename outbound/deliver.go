@@ -120,10 +120,14 @@ func (t *txn) run() *Error {
 	return nil
 }
 
-// send runs MAIL, RCPT and DATA, pipelined when the server offers it. ok
+// send runs MAIL, RCPT and DATA, pipelined when the server offers it, or
+// MAIL, RCPT and BDAT when it also offers CHUNKING. ok
 // reports a transaction that ended with a 2xx final reply (for every
 // recipient, with LMTP).
 func (t *txn) send() (ok bool, e *Error) {
+	if t.c.chunked(t.tx) {
+		return t.sendChunked()
+	}
 	if t.c.pipelining(t.tx) {
 		return t.sendPipelined()
 	}

@@ -415,18 +415,17 @@ func TestTranscriptGolden(t *testing.T) {
 	// logs what it reads as it reads it, so a pipelined group shows as its
 	// commands, then their replies.
 	for _, tt := range tests {
-		for _, lockStep := range []bool{true, false} {
-			name := tt.name
-			if !lockStep {
-				name += "-pipelined"
-			}
+		for _, mode := range []string{"", "-pipelined", "-chunked"} {
+			name := tt.name + mode
 			t.Run(name, func(t *testing.T) {
 				s := newSink(t, func(srv *smtp.Server) { srv.EnableDSN = true })
 				if tt.script != nil {
 					s.script(tt.script)
 				}
-				c := dialT(t, testOpts(), s.target)
-				c.lockStep = lockStep
+				opts := testOpts()
+				opts.NoChunking = mode != "-chunked"
+				c := dialT(t, opts, s.target)
+				c.lockStep = mode == ""
 				for _, tx := range tt.txs {
 					tx.Body = strings.NewReader(testBody) // a body is read once
 					if _, err := c.Deliver(context.Background(), tx); err != nil {

@@ -53,6 +53,10 @@ type Options struct {
 	LocalAddr netip.Addr // source address; the zero Addr lets the system choose
 	Timeouts  Timeouts
 	LMTP      bool // speak LMTP (RFC 2033): LHLO, and one reply per recipient after DATA
+	// NoChunking keeps to DATA with servers that offer CHUNKING (RFC
+	// 3030), where messages of up to 1 MiB otherwise go as one BDAT
+	// chunk pipelined behind MAIL and RCPT.
+	NoChunking bool
 
 	// TLS. ImplicitTLS wraps the connection in TLS before the greeting
 	// (RFC 8314); otherwise STARTTLS (RFC 3207) follows the first EHLO as

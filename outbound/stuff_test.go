@@ -114,7 +114,7 @@ func TestBodyReadErrorAbortsData(t *testing.T) {
 			t.Run(fmt.Sprintf("%s lmtp=%v", tt.name, lmtp), func(t *testing.T) {
 				s := newSink(t, func(srv *smtp.Server) { srv.LMTP = lmtp })
 				opts := testOpts()
-				opts.LMTP = lmtp
+				opts.LMTP, opts.NoChunking = lmtp, true
 				c := dialT(t, opts, s.target)
 				tx := newTx("a@x.test", "b@x.test")
 				f := *tt.body.(*failingReader)
@@ -165,5 +165,43 @@ func TestLargeBodyStreams(t *testing.T) {
 	txs := s.transactions()
 	if len(txs) != 1 || string(txs[0].Body) != want {
 		t.Fatalf("the server got %d transactions, the first of %d bytes; want %d", len(txs), len(txs[0].Body), len(want))
+	}
+}
+
+// With CHUNKING, a body that fails to read, or reads short or long of its
+// Size, fails the transaction before anything is sent: every recipient
+// gets a temporary reply of class journal, the server sees no MAIL, and
+// the connection delivers the next message.
+func TestBodyReadErrorBeforeChunk(t *testing.T) {
+	readErr := errors.New("chunk 3 missing")
+	tests := []struct {
+		name string
+		body *failingReader
+		size int64
+	}{
+		{"read error", &failingReader{n: 100 << 10, err: readErr}, 200 << 10},
+		{"short", &failingReader{n: 100 << 10, err: io.EOF}, 100<<10 + 1},
+		{"long", &failingReader{n: 100 << 10, err: io.EOF}, 100<<10 - 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newSink(t, nil)
+			c := dialT(t, testOpts(), s.target)
+			tx := newTx("a@x.test", "b@x.test")
+			f := *tt.body
+			tx.Body, tx.Size = &f, tt.size
+			got, err := c.Deliver(context.Background(), tx)
+			if err != nil {
+				t.Fatalf("Deliver: %v, want per-recipient replies only", err)
+			}
+			checkReplies(t, got, []want{{0, "", ClassJournal}, {0, "", ClassJournal}})
+			if len(s.transactions()) != 0 {
+				t.Fatalf("the server saw %d transactions", len(s.transactions()))
+			}
+			ok := newTx("a@x.test")
+			if got, err := c.Deliver(context.Background(), ok); err != nil || got[0].Code != 250 {
+				t.Fatalf("next message on the same connection: %v, %v", got, err)
+			}
+		})
 	}
 }

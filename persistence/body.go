@@ -161,6 +161,7 @@ func (j *Journal) AcceptBody(env *messages.Envelope, w *BodyWriter) error {
 	case w.err != nil:
 		return w.err
 	}
+	env.Size = w.Size() // the journaled size is the body's, which FinishSized relies on
 	j.mu.RLock()
 	defer j.mu.RUnlock()
 	if j.closed {
@@ -246,6 +247,19 @@ func (j *Journal) deleteBody(b *pebble.Batch, id messages.MsgID) error {
 		_ = b.SingleDelete(it.Key(), nil) // the batch copies the key
 	}
 	return it.Close()
+}
+
+// deleteBodySized deletes the body of a message of size bytes without
+// reading: its chunks are those Accept and AcceptBody wrote for that size
+// (AcceptBody sets Size; every Accept caller gives the body's length), plus the key of
+// the single-record form of older journals. A SingleDelete of a key that
+// was never written is a tombstone that the next flush drops.
+func deleteBodySized(b *pebble.Batch, id messages.MsgID, size int64) {
+	_ = b.SingleDelete(legacyBodyKey(id), nil)
+	n := (size + bodyChunkSize - 1) / bodyChunkSize
+	for i := range max(n, 1) {
+		_ = b.SingleDelete(chunkKey(id, uint32(i)), nil)
+	}
 }
 
 // removeOrphans deletes the bodies that a BodyWriter started but neither

@@ -557,3 +557,45 @@ func ExampleJournal_AcceptBody() {
 	fmt.Printf("%d bytes: %q\n", r.Size(), b)
 	// Output: 22 bytes: "Subject: hi\r\n\r\nhello\r\n"
 }
+
+// FinishSized removes every body key of messages of every size, streamed
+// or not, without reading them.
+func TestFinishSized(t *testing.T) {
+	j := openT(t, t.TempDir())
+	var envs []*messages.Envelope
+	for _, size := range []int{0, 1, bodyChunkSize, bodyChunkSize + 1, 3*bodyChunkSize + 7} {
+		env := sampleEnvelope(j.NextID())
+		w := j.NewBody(env.ID)
+		if _, err := io.Copy(w, newBodySource(env.ID, size)); err != nil {
+			t.Fatal(err)
+		}
+		if err := j.AcceptBody(env, w); err != nil {
+			t.Fatal(err)
+		}
+		envs = append(envs, env)
+		plain := sampleEnvelope(j.NextID())
+		body := bodyOf(plain.ID, size)
+		plain.Size = int64(len(body))
+		if err := j.Accept(plain, body); err != nil {
+			t.Fatal(err)
+		}
+		envs = append(envs, plain)
+	}
+	for _, env := range envs {
+		if err := j.FinishSized(env.ID, len(env.Rcpts), env.Size); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := j.Stats(); err != nil || n != 0 {
+		t.Fatalf("Stats = %d, %v after finishing every message", n, err)
+	}
+	lo, hi := prefixBounds(prefixBody)
+	it, err := j.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		t.Errorf("body key %x left after FinishSized", it.Key())
+	}
+}

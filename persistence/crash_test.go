@@ -108,7 +108,11 @@ func TestCrashKeepsCommitted(t *testing.T) {
 	present := make(map[messages.MsgID]bool)
 	for _, env := range loadAll(t, j) {
 		present[env.ID] = true
-		checkEqual(t, env, sampleEnvelope(env.ID))
+		want := sampleEnvelope(env.ID)
+		if env.Size == int64(streamedSize(env.ID)) {
+			want.Size = env.Size // AcceptBody journals the body's size
+		}
+		checkEqual(t, env, want)
 		// A message committed just before the kill was not reported:
 		// its body may be of either kind.
 		plain, streamed := []byte(env.ID.String()), bodyOf(env.ID, streamedSize(env.ID))

@@ -238,6 +238,26 @@ func (j *Journal) Finish(id messages.MsgID, nrcpts int) error {
 	return commit(b, "finish", id)
 }
 
+// FinishSized is Finish for a message whose envelope the caller read
+// from the journal: nrcpts and size are its recipient count and Size. It
+// reads nothing (Finish reads the envelope and scans the body's keys), so
+// the delivery path's last write is a blind batch.
+func (j *Journal) FinishSized(id messages.MsgID, nrcpts int, size int64) error {
+	j.mu.RLock()
+	defer j.mu.RUnlock()
+	if j.closed {
+		return ErrClosed
+	}
+	b := j.db.NewBatch()
+	defer b.Close()
+	deleteBodySized(b, id, size)
+	_ = b.SingleDelete(envelopeKey(id), nil)
+	for i := range nrcpts {
+		_ = b.Delete(rcptKey(id, uint32(i)), nil)
+	}
+	return commit(b, "finish", id)
+}
+
 // Stats returns the number of messages in the journal. It scans every
 // envelope record, so it is for tools and tests, not for a hot path.
 func (j *Journal) Stats() (n int, err error) {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -32,6 +33,10 @@ type trackedConn struct {
 	// goroutine (session.pause) ends there.
 	done      chan struct{}
 	closeDone sync.Once
+
+	// readFailed is set by the first read that fails: the client went
+	// away or timed out (see Read).
+	readFailed atomic.Bool
 
 	mu      sync.Mutex // guards busy, closing and tls
 	busy    bool
@@ -61,6 +66,19 @@ func (c *trackedConn) Close() error {
 	}
 	c.closeDone.Do(func() { close(c.done) })
 	return c.Conn.Close()
+}
+
+// Read marks the first failed read. go-smtp v0.25.1 ends a BDAT chunk that
+// the client cut short, by closing the connection, as if it were whole:
+// it copies the chunk from an io.LimitReader, which reports a short read
+// at EOF as success. session.Data checks readFailed before it journals,
+// so such a message is dropped, not delivered truncated.
+func (c *trackedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if err != nil {
+		c.readFailed.Store(true)
+	}
+	return n, err
 }
 
 // closed is closed once c is; nil (never ready) for a nil c.

@@ -277,6 +277,13 @@ func (s *session) Data(r io.Reader) error {
 		return s.dataError(log, err)
 	}
 	env.Size = size
+	if s.tc != nil && s.tc.readFailed.Load() {
+		// The client went away: a BDAT chunk may have been cut short
+		// (see trackedConn.Read). Nothing is journaled.
+		body.Abort()
+		log.Info("message not received: the connection failed during its transfer")
+		return errTempFailure
+	}
 	if err := s.srv.acc.AcceptBody(env, body); err != nil {
 		return acceptError(log, err)
 	}

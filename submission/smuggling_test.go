@@ -1,8 +1,11 @@
 package submission
 
 import (
+	"fmt"
+	"net"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestSmuggling writes the exact bytes of SMTP smuggling attempts: a body
@@ -97,5 +100,34 @@ func TestSmugglingAtReadBoundary(t *testing.T) {
 				t.Errorf("%q shifted %d: stored %q, want %q", tt.seq, shift, got[len(head)+len(filler):], want[len(head)+len(filler):])
 			}
 		}
+	}
+}
+
+// A BDAT chunk cut short by the client's closing the connection is not a
+// message: go-smtp hands it over as if it were whole, the session sees
+// the failed read and journals nothing. A whole chunk is accepted.
+func TestTruncatedBDATIsDropped(t *testing.T) {
+	h := start(t, testConfig())
+	c := h.raw(true)
+	c.expect("MAIL FROM:<a@sender.example>", "250 ")
+	c.expect("RCPT TO:<b@local.example>", "250 ")
+	c.send("BDAT 100 LAST\r\nSubject: cut\r\n\r\nonly part of it")
+	c.conn.(*net.TCPConn).CloseWrite()
+	c.closed() // the session ends
+	time.Sleep(100 * time.Millisecond)
+	if msgs := h.acc.messages(); len(msgs) != 0 {
+		t.Fatalf("a truncated BDAT chunk was journaled: %q", msgs[0].body)
+	}
+
+	body := "Subject: whole\r\n\r\nall of it\r\n"
+	c2 := h.raw(true)
+	c2.expect("MAIL FROM:<a@sender.example>", "250 ")
+	c2.expect("RCPT TO:<b@local.example>", "250 ")
+	c2.send(fmt.Sprintf("BDAT %d LAST\r\n%s", len(body), body))
+	if r, err := c2.reply(); err != nil || !strings.HasPrefix(r, "250 ") {
+		t.Fatalf("whole BDAT chunk: %q, %v; want 250", r, err)
+	}
+	if msgs := h.acc.messages(); len(msgs) != 1 || !strings.HasSuffix(string(msgs[0].body), body) {
+		t.Errorf("journaled %d messages, want the whole chunk", len(h.acc.messages()))
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/mtad/mtad/config"
@@ -90,6 +91,7 @@ func serve(args []string, stderr io.Writer) int {
 		return 1
 	}
 	log := newLogger(stderr, cfg.Log.Level)
+	tuneGC(cfg, log)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if *pprofAddr != "" {
@@ -156,4 +158,17 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 	var l slog.Level
 	_ = l.UnmarshalText([]byte(level))
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+// tuneGC applies server.gc-percent and server.memory-limit, unless the
+// environment sets GOGC or GOMEMLIMIT.
+func tuneGC(cfg *config.Config, log *slog.Logger) {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(cfg.Server.GCPercent)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" && cfg.Server.MemoryLimit > 0 {
+		debug.SetMemoryLimit(cfg.Server.MemoryLimit)
+	}
+	log.Debug("garbage collector", "gogc_env", os.Getenv("GOGC"), "gomemlimit_env", os.Getenv("GOMEMLIMIT"),
+		"gc_percent", cfg.Server.GCPercent, "memory_limit", debug.SetMemoryLimit(-1)) // -1 only reads it
 }
