@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+
+	"github.com/mtad/mtad/internal/crlf"
 )
 
 // maxChunked bounds the messages sent with BDAT. The body is read whole
@@ -111,20 +113,7 @@ func (t *txn) sendChunked() (bool, *Error) {
 
 // cleanLines reports whether b has CRLF line ends only and ends with one.
 func cleanLines(b []byte) bool {
-	if !bytes.HasSuffix(b, []byte("\r\n")) {
-		return false
-	}
-	for i := bytes.IndexAny(b, "\r\n"); i >= 0; {
-		if b[i] != '\r' || i+1 >= len(b) || b[i+1] != '\n' {
-			return false
-		}
-		j := bytes.IndexAny(b[i+2:], "\r\n")
-		if j < 0 {
-			break
-		}
-		i += 2 + j
-	}
-	return true
+	return bytes.HasSuffix(b, []byte("\r\n")) && crlf.Only(b)
 }
 
 // readExactly appends exactly size bytes of r to buf; a body shorter or

@@ -251,11 +251,11 @@ func (j *Journal) deleteBody(b *pebble.Batch, id messages.MsgID) error {
 
 // deleteBodySized deletes the body of a message of size bytes without
 // reading: its chunks are those Accept and AcceptBody wrote for that size
-// (AcceptBody sets Size; every Accept caller gives the body's length), plus the key of
-// the single-record form of older journals. A SingleDelete of a key that
-// was never written is a tombstone that the next flush drops.
+// (AcceptBody sets Size; every Accept caller gives the body's length).
+// Only for ids from chunkedFrom on: no other key can hold their body, and
+// a SingleDelete of a key never written would be reported by Pebble as an
+// ineffectual single delete.
 func deleteBodySized(b *pebble.Batch, id messages.MsgID, size int64) {
-	_ = b.SingleDelete(legacyBodyKey(id), nil)
 	n := (size + bodyChunkSize - 1) / bodyChunkSize
 	for i := range max(n, 1) {
 		_ = b.SingleDelete(chunkKey(id, uint32(i)), nil)

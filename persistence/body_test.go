@@ -350,7 +350,11 @@ func TestLegacyBodyStore(t *testing.T) {
 	}
 	checkEqual(t, got[0], env)
 	checkStreamedBody(t, j, env.ID, body)
-	if err := j.Finish(env.ID, len(env.Rcpts)); err != nil {
+	if j.chunkedFrom <= env.ID {
+		t.Errorf("chunkedFrom = %v, not above the legacy body's id %v", j.chunkedFrom, env.ID)
+	}
+	// The delivery path's FinishSized finds the old form too.
+	if err := j.FinishSized(env.ID, len(env.Rcpts), env.Size); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := j.Body(env.ID); !errors.Is(err, ErrNotFound) {
@@ -597,5 +601,11 @@ func TestFinishSized(t *testing.T) {
 	defer it.Close()
 	for it.First(); it.Valid(); it.Next() {
 		t.Errorf("body key %x left after FinishSized", it.Key())
+	}
+	if err := j.db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if n := j.misuse.Load(); n != 0 {
+		t.Errorf("Pebble reported %d possible API misuses (ineffectual single deletes?)", n)
 	}
 }

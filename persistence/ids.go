@@ -172,3 +172,24 @@ func (j *Journal) lastID(prefix byte) (id messages.MsgID, err error) {
 	}
 	return id, errors.Join(err, it.Close())
 }
+
+// recoverChunked reads, or on the first Open of a journal by a chunking
+// mtad records, the first id whose body cannot be in the old
+// single-record form: the next id to be handed out. The write is synced
+// so the mark is never lost while old bodies remain.
+// REQUIRES: called by Open, after recoverIDs, before j is shared.
+func (j *Journal) recoverChunked() error {
+	v, err := j.get(metaChunked)
+	if errors.Is(err, ErrNotFound) {
+		j.chunkedFrom = messages.MsgID(j.ids.next)
+		return j.db.Set(metaChunked, binary.BigEndian.AppendUint64(nil, uint64(j.chunkedFrom)), pebble.Sync)
+	}
+	if err != nil {
+		return fmt.Errorf("persistence: read the chunked-bodies mark: %w", err)
+	}
+	if len(v) != 8 {
+		return corrupt(metaChunked, fmt.Errorf("%d bytes, want 8", len(v)))
+	}
+	j.chunkedFrom = messages.MsgID(binary.BigEndian.Uint64(v))
+	return nil
+}

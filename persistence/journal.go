@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -49,7 +50,7 @@ type Options struct {
 	separateFrom int
 }
 
-func (o Options) pebbleOptions(log *slog.Logger) *pebble.Options {
+func (o Options) pebbleOptions(log *slog.Logger, misuse *atomic.Int64) *pebble.Options {
 	size := o.MemTableSize
 	if size == 0 {
 		size = DefaultMemTableSize
@@ -62,7 +63,7 @@ func (o Options) pebbleOptions(log *slog.Logger) *pebble.Options {
 			return 1, min(4, runtime.NumCPU())
 		},
 		Logger:        pebbleLogger{log: log},
-		EventListener: eventListener(log),
+		EventListener: eventListener(log, misuse),
 	}
 	from := o.separateFrom
 	if from == 0 {
@@ -90,6 +91,12 @@ type Journal struct {
 	closed bool
 
 	ids idAllocator
+
+	// chunkedFrom is the first id whose body is surely chunked (see
+	// metaChunked); FinishSized reads the body keys of older ids.
+	chunkedFrom messages.MsgID
+
+	misuse *atomic.Int64 // Pebble's PossibleAPIMisuse events, for tests
 }
 
 // Open opens the journal in dir, creating dir if it is missing. It fails
@@ -110,13 +117,17 @@ func Open(dir string, opts Options) (*Journal, error) {
 	if log == nil {
 		log = discardLogger()
 	}
-	db, err := pebble.Open(dir, opts.pebbleOptions(log))
+	misuse := new(atomic.Int64)
+	db, err := pebble.Open(dir, opts.pebbleOptions(log, misuse))
 	if err != nil {
 		lock.release()
 		return nil, fmt.Errorf("persistence: open %s: %w", dir, err)
 	}
-	j := &Journal{db: db, lock: lock, log: log}
+	j := &Journal{db: db, lock: lock, log: log, misuse: misuse}
 	if err := j.recoverIDs(); err != nil {
+		return nil, errors.Join(err, db.Close(), lock.release())
+	}
+	if err := j.recoverChunked(); err != nil {
 		return nil, errors.Join(err, db.Close(), lock.release())
 	}
 	if err := j.removeOrphans(); err != nil {
@@ -250,7 +261,13 @@ func (j *Journal) FinishSized(id messages.MsgID, nrcpts int, size int64) error {
 	}
 	b := j.db.NewBatch()
 	defer b.Close()
-	deleteBodySized(b, id, size)
+	if id < j.chunkedFrom {
+		if err := j.deleteBody(b, id); err != nil { // it may be in the old form
+			return fmt.Errorf("persistence: finish %v: %w", id, err)
+		}
+	} else {
+		deleteBodySized(b, id, size)
+	}
 	_ = b.SingleDelete(envelopeKey(id), nil)
 	for i := range nrcpts {
 		_ = b.Delete(rcptKey(id, uint32(i)), nil)

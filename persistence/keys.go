@@ -42,6 +42,9 @@ const (
 var (
 	metaSchema = []byte{prefixMeta, 's', 'c', 'h', 'e', 'm', 'a'}
 	metaNextID = []byte{prefixMeta, 'n', 'e', 'x', 't', 'i', 'd'}
+	// metaChunked holds the first id whose body can only be chunked: ids
+	// below it may have a body in the old single-record form.
+	metaChunked = []byte{prefixMeta, 'c', 'h', 'u', 'n', 'k', 'e', 'd'}
 )
 
 func idKey(prefix byte, id messages.MsgID) []byte {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -40,7 +41,7 @@ func (l pebbleLogger) Fatalf(format string, args ...any) {
 // at Error, stalls and slow disks at Warn. API misuse (an ineffectual or
 // nondeterministic SingleDelete) is a bug in this package and logged at
 // Error.
-func eventListener(log *slog.Logger) *pebble.EventListener {
+func eventListener(log *slog.Logger, misuse *atomic.Int64) *pebble.EventListener {
 	return &pebble.EventListener{
 		BackgroundError: func(err error) {
 			log.Error("pebble background error", "err", err)
@@ -53,6 +54,7 @@ func eventListener(log *slog.Logger) *pebble.EventListener {
 			log.Warn("pebble disk slow", "info", info.String())
 		},
 		PossibleAPIMisuse: func(info pebble.PossibleAPIMisuseInfo) {
+			misuse.Add(1)
 			log.Error("pebble api misuse", "info", info.String())
 		},
 	}

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/mtad/mtad/internal/crlf"
 	"github.com/mtad/mtad/messages"
 )
 
@@ -75,7 +76,7 @@ type eolWriter struct {
 	cr bool // the last byte given was a CR, not written yet
 }
 
-var crlf = []byte("\r\n")
+var crlfBytes = []byte("\r\n")
 
 // Write passes on runs of bytes whose line ends are CRLF in one write, and
 // writes a CRLF in place of each bare CR or LF.
@@ -86,9 +87,17 @@ func (e *eolWriter) Write(p []byte) (int, error) {
 		if p[0] == '\n' {
 			p = p[1:]
 		}
-		if _, err := e.w.Write(crlf); err != nil {
+		if _, err := e.w.Write(crlfBytes); err != nil {
 			return 0, err
 		}
+	}
+	if len(p) > 0 && p[len(p)-1] != '\r' && crlf.Only(p) {
+		// The common case: mail that is CRLF already, checked at memory
+		// speed and passed on as it is.
+		if err := e.write(p); err != nil {
+			return 0, err
+		}
+		return n, nil
 	}
 	clean := 0 // p[clean:i] needs no rewriting
 	for i := 0; ; {
@@ -109,7 +118,7 @@ func (e *eolWriter) Write(p []byte) (int, error) {
 			e.cr = true // a CRLF split between two writes, or a bare CR
 			break
 		}
-		if _, err := e.w.Write(crlf); err != nil {
+		if _, err := e.w.Write(crlfBytes); err != nil {
 			return 0, err
 		}
 	}
@@ -133,7 +142,7 @@ func (e *eolWriter) Close() error {
 		return nil
 	}
 	e.cr = false
-	_, err := e.w.Write(crlf)
+	_, err := e.w.Write(crlfBytes)
 	return err
 }
 
