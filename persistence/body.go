@@ -75,33 +75,48 @@ func (w *BodyWriter) Write(p []byte) (int, error) {
 // REQUIRES: len(buf)+len(p) <= bodyChunkSize.
 func appendBounded(buf, p []byte) []byte {
 	if need := len(buf) + len(p); need > cap(buf) {
-		size := min(bodyChunkSize, max(need, 2*cap(buf), 4<<10))
-		buf = append(chunkBuf(size), buf...)
+		old := buf
+		buf = append(chunkBuf(min(bodyChunkSize, max(need, 2*cap(buf)))), buf...)
+		releaseChunk(old)
 	}
 	return append(buf, p...)
 }
 
-// chunkPool holds chunk buffers of capacity bodyChunkSize, so that
-// streaming large bodies in and out does not allocate a chunk each time.
-var chunkPool = sync.Pool{New: func() any {
-	b := make([]byte, 0, bodyChunkSize)
-	return &b
-}}
+// Buffers for bodies come from pools by capacity, from minBuf doubling up
+// to bodyChunkSize, so that neither a stream of small messages nor large
+// bodies streaming in and out allocate a buffer each time.
+const minBuf = 4 << 10
 
-// chunkBuf returns an empty buffer of at least size bytes: a pooled one
-// when size is a good part of a chunk, a new one of size for small bodies.
-func chunkBuf(size int) []byte {
-	if size < bodyChunkSize/4 {
-		return make([]byte, 0, size)
+var bufPools [7]sync.Pool // capacities minBuf << i; minBuf<<6 == bodyChunkSize
+
+// poolIndex is the pool of buffers of capacity c, or -1.
+func poolIndex(c int) int {
+	for i := range bufPools {
+		if c == minBuf<<i {
+			return i
+		}
 	}
-	return (*chunkPool.Get().(*[]byte))[:0]
+	return -1
 }
 
-// releaseChunk gives a pooled buffer back.
+// chunkBuf returns an empty buffer of at least size bytes (at most
+// bodyChunkSize), pooled.
+func chunkBuf(size int) []byte {
+	c := minBuf
+	for c < size {
+		c <<= 1
+	}
+	if b, ok := bufPools[poolIndex(c)].Get().(*[]byte); ok {
+		return (*b)[:0]
+	}
+	return make([]byte, 0, c)
+}
+
+// releaseChunk gives a pooled buffer back; others are left to the GC.
 func releaseChunk(b []byte) {
-	if cap(b) == bodyChunkSize {
+	if i := poolIndex(cap(b)); i >= 0 {
 		b = b[:0]
-		chunkPool.Put(&b)
+		bufPools[i].Put(&b)
 	}
 }
 

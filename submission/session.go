@@ -296,6 +296,9 @@ func (s *session) Data(r io.Reader) error {
 // this size.
 const dataBuffer = 32 << 10
 
+// dataBuffers holds the buffers messages are read through.
+var dataBuffers = sync.Pool{New: func() any { b := make([]byte, dataBuffer); return &b }}
+
 // receive writes the Received header, then the message read from r with
 // its line ends normalized (eolWriter), to body, and returns the bytes
 // written. It holds no more of the message than one dataBuffer; the size
@@ -306,7 +309,9 @@ func (s *session) receive(body io.Writer, hdr string, r io.Reader) (int64, error
 		return 0, err
 	}
 	ew := &eolWriter{w: cw}
-	if _, err := io.CopyBuffer(ew, s.bodyReader(r), make([]byte, dataBuffer)); err != nil {
+	buf := dataBuffers.Get().(*[]byte)
+	defer dataBuffers.Put(buf)
+	if _, err := io.CopyBuffer(ew, s.bodyReader(r), *buf); err != nil {
 		return 0, err
 	}
 	if err := ew.Close(); err != nil {
