@@ -67,7 +67,7 @@ func (r *rawServer) validate(c *Config) error {
 		}
 		c.Server.GCPercent = *r.GCPercent
 	}
-	c.Server.MemoryLimit = 768 << 20
+	c.Server.MemoryLimit = 640 << 20
 	switch strings.TrimSpace(r.MemoryLimit) {
 	case "":
 	case "0":
