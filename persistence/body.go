@@ -197,6 +197,9 @@ func (j *Journal) AcceptBody(env *messages.Envelope, w *BodyWriter) error {
 		return err
 	}
 	w.done = true
+	if w.next == 0 { // the whole body was in buf
+		j.fresh.put(env.ID, w.buf)
+	}
 	releaseChunk(w.buf)
 	w.buf = nil
 	return nil
@@ -342,6 +345,7 @@ type BodyReader struct {
 	read   int64  // bytes returned so far
 	buf    []byte // the loaded chunk; buf[off:] is still to return
 	off    int
+	mem    []byte // the whole body, from the fresh bodies; mem[off:] is still to return
 }
 
 // OpenBody opens the body of message id for reading, or returns an error
@@ -352,6 +356,9 @@ func (j *Journal) OpenBody(id messages.MsgID) (*BodyReader, error) {
 	defer j.mu.RUnlock()
 	if j.closed {
 		return nil, ErrClosed
+	}
+	if body, ok := j.fresh.get(id); ok {
+		return &BodyReader{j: j, id: id, size: int64(len(body)), mem: body}, nil
 	}
 	r := &BodyReader{j: j, id: id}
 	if err := r.scan(); err != nil {
@@ -401,6 +408,15 @@ func (r *BodyReader) Size() int64 { return r.size }
 
 // Read reads the body; see BodyReader for its guarantees.
 func (r *BodyReader) Read(p []byte) (int, error) {
+	if r.mem != nil {
+		if r.off == len(r.mem) {
+			return 0, io.EOF
+		}
+		n := copy(p, r.mem[r.off:])
+		r.off += n
+		r.read += int64(n)
+		return n, nil
+	}
 	for r.off == len(r.buf) {
 		if r.next == r.chunks {
 			return 0, io.EOF
@@ -456,6 +472,9 @@ func (r *BodyReader) load() error {
 func (r *BodyReader) Close() error {
 	releaseChunk(r.buf)
 	r.buf, r.off, r.next = nil, 0, r.chunks
+	if r.mem != nil {
+		r.mem, r.off = []byte{}, 0 // Read returns io.EOF
+	}
 	return nil
 }
 

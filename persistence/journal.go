@@ -92,6 +92,8 @@ type Journal struct {
 
 	ids idAllocator
 
+	fresh freshBodies // copies of small bodies just written (fresh.go)
+
 	// chunkedFrom is the first id whose body is surely chunked (see
 	// metaChunked); FinishSized reads the body keys of older ids.
 	chunkedFrom messages.MsgID
@@ -147,6 +149,7 @@ func (j *Journal) Close() error {
 		return nil
 	}
 	j.closed = true
+	j.fresh.reset()
 	var errs []error
 	if err := j.db.Flush(); err != nil {
 		errs = append(errs, fmt.Errorf("persistence: flush: %w", err))
@@ -185,7 +188,11 @@ func (j *Journal) Accept(env *messages.Envelope, body []byte) error {
 	setBody(b, env.ID, body)
 	_ = b.Set(envelopeKey(env.ID), appendEnvelope(nil, env), nil)
 	setRcpts(b, env.ID, env.Rcpts)
-	return commit(b, "accept", env.ID)
+	if err := commit(b, "accept", env.ID); err != nil {
+		return err
+	}
+	j.fresh.put(env.ID, body)
+	return nil
 }
 
 // Update rewrites the records of the given recipients of message id, each
@@ -246,6 +253,7 @@ func (j *Journal) Finish(id messages.MsgID, nrcpts int) error {
 	for i := range n {
 		_ = b.Delete(rcptKey(id, uint32(i)), nil)
 	}
+	j.fresh.drop(id)
 	return commit(b, "finish", id)
 }
 
@@ -272,6 +280,7 @@ func (j *Journal) FinishSized(id messages.MsgID, nrcpts int, size int64) error {
 	for i := range nrcpts {
 		_ = b.Delete(rcptKey(id, uint32(i)), nil)
 	}
+	j.fresh.drop(id)
 	return commit(b, "finish", id)
 }
 
