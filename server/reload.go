@@ -30,8 +30,9 @@ func (s *Server) SetReloader(load func() (*config.Config, error)) {
 // restart can do (removing a virtual queue or a quota), is refused: the
 // error says why, and the old configuration stays entirely in force.
 // Settings that only a restart applies (listeners, the data directory,
-// the management listener, the resolver, the delivery log, TLS reports)
-// are logged as such and keep their running values.
+// the management listener, the resolver, the delivery log, TLS reports,
+// webhooks, the garbage collector's settings) are logged as such and keep
+// their running values.
 func (s *Server) Reload() error {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
@@ -131,6 +132,9 @@ func restartOnly(old, cfg *config.Config) []string {
 	diff("log", old.Log, cfg.Log)
 	diff("tls", old.TLS, cfg.TLS)
 	diff("report", old.Report, cfg.Report)
+	diff("webhook", old.Webhooks, cfg.Webhooks)
+	diff("server.gc-percent and memory-limit", [2]int64{int64(old.Server.GCPercent), old.Server.MemoryLimit},
+		[2]int64{int64(cfg.Server.GCPercent), cfg.Server.MemoryLimit})
 	diff("session.max-connections", old.Session.MaxConnections, cfg.Session.MaxConnections)
 	return out
 }
