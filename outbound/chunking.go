@@ -60,7 +60,9 @@ func (t *txn) sendChunked() (bool, *Error) {
 		t.tx.Body = bytes.NewReader(body)
 		return t.sendPipelined()
 	}
+	rset := false
 	if e := c.step(t.ctx, StageData, c.opts.Timeouts.Data, func() error {
+		rset = c.queueReset()
 		c.wire.queue(c.mailLine(t.tx))
 		for _, r := range t.tx.Rcpts {
 			if !badAddr(r.Addr) {
@@ -75,6 +77,11 @@ func (t *txn) sendChunked() (bool, *Error) {
 		return false, e
 	}
 	mailErr := c.step(t.ctx, StageMail, c.opts.Timeouts.MailFrom, func() error {
+		if rset {
+			if err := c.readReset(); err != nil {
+				return err
+			}
+		}
 		_, err := c.wire.reply(250)
 		return err
 	})

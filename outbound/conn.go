@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"maps"
 	"net"
@@ -44,6 +45,9 @@ type Conn struct {
 	authMech string // the SASL mechanism used, or ""
 
 	lockStep bool // never pipeline (tests and the benchmark)
+	// resetPending: the last transaction failed and its RSET goes out in
+	// front of the next pipelined one (queueReset, readReset).
+	resetPending bool
 }
 
 func newConn(tcp net.Conn, t Target, o Options) *Conn {
@@ -161,6 +165,27 @@ func (c *Conn) reset(ctx context.Context) *Error {
 	}
 	if e != nil {
 		return c.kill(e)
+	}
+	return nil
+}
+
+// queueReset queues the RSET a failed transaction left pending; it
+// reports whether it did.
+func (c *Conn) queueReset() bool {
+	if !c.resetPending {
+		return false
+	}
+	c.resetPending = false
+	c.wire.queue("RSET")
+	return true
+}
+
+// readReset reads the reply to a queued RSET. Anything but 250 leaves
+// the replies that follow in doubt, so the connection is closed.
+func (c *Conn) readReset() error {
+	if _, err := c.wire.reply(250); err != nil {
+		c.tcp.Close()
+		return fmt.Errorf("RSET before the transaction: %v: %w", err, net.ErrClosed)
 	}
 	return nil
 }

@@ -60,7 +60,9 @@ type Tx struct {
 //     body without 8BITMIME or BDAT (554 5.6.3), SMTPUTF8 needed but not
 //     offered (553 5.6.7).
 //
-// A failed transaction is followed by RSET, so the next one starts clean.
+// A failed transaction is followed by RSET, so the next one starts clean:
+// with a server that pipelines, in front of the next transaction's MAIL (no
+// round trip of its own); otherwise at once, with EHLO again.
 // Deliver returns a non-nil *Error only when the connection is dead: it
 // broke, timed out, got a 421, ctx ended, it was dead already, or reading
 // tx.Body failed (Class journal): the message was cut short, so the
@@ -115,6 +117,12 @@ func (t *txn) run() *Error {
 		return e
 	}
 	if !ok {
+		if t.c.has("PIPELINING") && !t.c.lockStep {
+			// Sent in front of the next transaction's MAIL, in the same
+			// write: no round trip of its own.
+			t.c.resetPending = true
+			return nil
+		}
 		return t.c.reset(t.ctx)
 	}
 	return nil
@@ -125,6 +133,12 @@ func (t *txn) run() *Error {
 // reports a transaction that ended with a 2xx final reply (for every
 // recipient, with LMTP).
 func (t *txn) send() (ok bool, e *Error) {
+	if t.c.resetPending && !t.c.chunked(t.tx) && !t.c.pipelining(t.tx) {
+		t.c.resetPending = false
+		if e := t.c.reset(t.ctx); e != nil {
+			return false, e
+		}
+	}
 	if t.c.chunked(t.tx) {
 		return t.sendChunked()
 	}

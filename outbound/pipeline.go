@@ -42,6 +42,7 @@ func (c *Conn) pipelining(tx Tx) bool {
 func (t *txn) sendPipelined() (bool, *Error) {
 	c := t.c
 	mailErr := c.step(t.ctx, StageMail, c.opts.Timeouts.MailFrom, func() error {
+		rset := c.queueReset()
 		c.wire.queue(c.mailLine(t.tx))
 		for _, r := range t.tx.Rcpts {
 			if !badAddr(r.Addr) {
@@ -51,6 +52,11 @@ func (t *txn) sendPipelined() (bool, *Error) {
 		c.wire.queue("DATA")
 		if err := c.wire.flush(); err != nil {
 			return err
+		}
+		if rset {
+			if err := c.readReset(); err != nil {
+				return err
+			}
 		}
 		_, err := c.wire.reply(250)
 		return err
