@@ -29,8 +29,8 @@ type (
 // SuspendDomain stops (or resumes) delivery to a recipient domain
 // (sender false) or of mail from a sender domain (sender true), in every
 // queue. Its mail stays queued, keeps its expiry and its delayed DSNs, and
-// is due at once on resume. Like a queue's, the suspension lasts until
-// resumed or until mtad restarts.
+// is due at once on resume. Like a queue's, the suspension is saved in the
+// journal and lasts until resumed, across restarts.
 func (e *Engine) SuspendDomain(domain string, sender, on bool) error {
 	domain = strings.ToLower(strings.TrimSuffix(domain, "."))
 	if domain == "" || strings.ContainsAny(domain, "@ /") {
@@ -40,6 +40,7 @@ func (e *Engine) SuspendDomain(domain string, sender, on bool) error {
 	if sender {
 		key = "sender:" + domain
 	}
+	e.remember(key, on)
 	e.system.Root.Send(e.root, &suspendDomain{key: key, on: on})
 	return nil
 }
@@ -100,12 +101,79 @@ func (e *Engine) Cancel(ids []messages.MsgID, rcpt string) {
 }
 
 // SuspendQueue stops (or resumes) a virtual queue's deliveries; its mail
-// stays queued and keeps its expiry.
+// stays queued and keeps its expiry. The suspension is saved in the
+// journal and lasts until resumed, across restarts.
 func (e *Engine) SuspendQueue(name string, on bool) error {
 	if _, ok := e.deps.Cfg().Queue.Virtual[name]; !ok {
 		return fmt.Errorf("no virtual queue %q", name)
 	}
+	e.remember("queue:"+name, on)
 	e.system.Root.Send(e.root, &suspendTo{queue: name, msg: &suspendQueue{on: on}})
+	return nil
+}
+
+// suspensionStore keeps the operator's suspensions across restarts; the
+// journal is one.
+type suspensionStore interface {
+	SaveSuspensions(keys []string) error
+	Suspensions() ([]string, error)
+}
+
+// remember records a suspension change and saves the set, so a restart
+// keeps it. A failed save is logged: the suspension holds until then.
+func (e *Engine) remember(key string, on bool) {
+	e.suspMu.Lock()
+	defer e.suspMu.Unlock()
+	if e.susp == nil {
+		e.susp = map[string]bool{}
+	}
+	if on {
+		e.susp[key] = true
+	} else {
+		delete(e.susp, key)
+	}
+	st, ok := e.deps.Journal.(suspensionStore)
+	if !ok {
+		return
+	}
+	keys := make([]string, 0, len(e.susp))
+	for k := range e.susp {
+		keys = append(keys, k)
+	}
+	if err := st.SaveSuspensions(keys); err != nil {
+		e.deps.Logger.Error("suspensions not saved: a restart would lift this change", "suspension", key, "on", on, "err", err)
+	}
+}
+
+// restoreSuspensions puts the saved suspensions back in force; Start
+// calls it before any mail is enqueued.
+func (e *Engine) restoreSuspensions() error {
+	st, ok := e.deps.Journal.(suspensionStore)
+	if !ok {
+		return nil
+	}
+	keys, err := st.Suspensions()
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		kind, value, _ := strings.Cut(k, ":")
+		switch kind {
+		case "queue":
+			if _, ok := e.deps.Cfg().Queue.Virtual[value]; !ok {
+				e.deps.Logger.Warn("saved suspension of a virtual queue that is no longer configured: dropped", "queue", value)
+				continue
+			}
+			e.system.Root.Send(e.root, &suspendTo{queue: value, msg: &suspendQueue{on: true}})
+		case "rcpt", "sender":
+			e.system.Root.Send(e.root, &suspendDomain{key: k, on: true})
+		default:
+			e.deps.Logger.Warn("unknown saved suspension: dropped", "key", k)
+			continue
+		}
+		e.remember(k, true)
+		e.deps.Logger.Warn("suspension restored from the journal", "suspension", k)
+	}
 	return nil
 }
 

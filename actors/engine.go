@@ -80,6 +80,9 @@ type Engine struct {
 	deps     *Deps
 	stopOnce sync.Once
 	stopErr  error
+
+	suspMu sync.Mutex
+	susp   map[string]bool // the operator's suspensions in force, as saved
 }
 
 // Start builds the actor tree. It delivers nothing until messages arrive
@@ -108,7 +111,12 @@ func Start(deps Deps) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("actors: spawn root: %w", err)
 	}
-	return &Engine{system: system, root: root, deps: d}, nil
+	e := &Engine{system: system, root: root, deps: d}
+	if err := e.restoreSuspensions(); err != nil {
+		_ = e.Stop(context.Background())
+		return nil, fmt.Errorf("actors: restore suspensions: %w", err)
+	}
+	return e, nil
 }
 
 // Enqueue hands a journaled message to the engine; the engine owns env
