@@ -3,6 +3,7 @@ package actors
 import (
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -112,6 +113,36 @@ func (e *Engine) SuspendQueue(name string, on bool) error {
 	return nil
 }
 
+// suspensionSet is the operator's suspensions in force ("queue:NAME",
+// "rcpt:DOMAIN", "sender:DOMAIN"). A queue actor that starts (a crash, a
+// respawn, a queue a reload added) takes them from here; those running
+// are told by message.
+type suspensionSet struct {
+	mu   sync.Mutex
+	keys map[string]bool
+}
+
+// apply puts the suspensions that concern queue name on q.
+func (s *suspensionSet) apply(q *queueActor) {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k := range s.keys {
+		kind, value, _ := strings.Cut(k, ":")
+		switch {
+		case kind == "queue" && value == q.name:
+			q.suspended = true
+		case kind == "rcpt" || kind == "sender":
+			if q.susp == nil {
+				q.susp = map[string]bool{}
+			}
+			q.susp[k] = true
+		}
+	}
+}
+
 // suspensionStore keeps the operator's suspensions across restarts; the
 // journal is one.
 type suspensionStore interface {
@@ -122,22 +153,20 @@ type suspensionStore interface {
 // remember records a suspension change and saves the set, so a restart
 // keeps it. A failed save is logged: the suspension holds until then.
 func (e *Engine) remember(key string, on bool) {
-	e.suspMu.Lock()
-	defer e.suspMu.Unlock()
-	if e.susp == nil {
-		e.susp = map[string]bool{}
-	}
+	s := e.deps.susp
+	s.mu.Lock()
+	defer s.mu.Unlock() // held while saving, so concurrent changes are saved in order
 	if on {
-		e.susp[key] = true
+		s.keys[key] = true
 	} else {
-		delete(e.susp, key)
+		delete(s.keys, key)
 	}
 	st, ok := e.deps.Journal.(suspensionStore)
 	if !ok {
 		return
 	}
-	keys := make([]string, 0, len(e.susp))
-	for k := range e.susp {
+	keys := make([]string, 0, len(s.keys))
+	for k := range s.keys {
 		keys = append(keys, k)
 	}
 	if err := st.SaveSuspensions(keys); err != nil {
@@ -239,6 +268,10 @@ func (q *queueActor) onCancel(ctx actor.Context, c *cancelRcpts) {
 		}
 		if len(j.Rcpts) > 0 {
 			q.apply(ctx, m, &messages.JobResult{Job: j, Replies: replies})
+		} else if m.scheduled.IsZero() {
+			q.schedule(ctx, m, time.Now()) // unparked for nothing: back on the heap
 		}
 	}
+	q.pump(ctx)
+	q.armTimer(ctx)
 }

@@ -61,6 +61,7 @@ type Deps struct {
 	MaxLoaded int
 
 	live *atomic.Pointer[config.Config] // the configuration now; Engine.Reload replaces it
+	susp *suspensionSet                 // the operator's suspensions in force, for queue actors that start later
 }
 
 // Cfg returns the configuration in force. Config is the one the engine
@@ -80,9 +81,6 @@ type Engine struct {
 	deps     *Deps
 	stopOnce sync.Once
 	stopErr  error
-
-	suspMu sync.Mutex
-	susp   map[string]bool // the operator's suspensions in force, as saved
 }
 
 // Start builds the actor tree. It delivers nothing until messages arrive
@@ -97,6 +95,7 @@ func Start(deps Deps) (*Engine, error) {
 	d := &deps
 	d.live = new(atomic.Pointer[config.Config])
 	d.live.Store(d.Config)
+	d.susp = &suspensionSet{keys: map[string]bool{}}
 	sysLog := d.Logger.With("component", "protoactor")
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 		return slog.New(levelFloor{sysLog.Handler(), slog.LevelWarn})

@@ -67,6 +67,7 @@ type qmsg struct {
 	busy      []bool    // by recipient index: in a job or being journaled
 	scheduled time.Time // due time of this message's heap entry; zero if none
 	writing   bool      // a journal write of this message is in flight
+	unsynced  bool      // a journal write failed: memory is ahead of the journal, so it never parks
 	retry     bool      // parked when the operator asked for a retry now
 	waiting   []*persisted
 }
@@ -126,6 +127,7 @@ func newQueue(d *Deps, name string, cfg config.VirtualQueue, restart bool) *queu
 	if restart {
 		q.finished = map[messages.MsgID]bool{}
 	}
+	d.susp.apply(q)
 	return q
 }
 
@@ -250,7 +252,7 @@ func (q *queueActor) maxLoaded() int {
 // and owned by this queue alone (a shared message's copies are merged in
 // memory).
 func (q *queueActor) parkable(m *qmsg) bool {
-	if m.env == nil || m.writing || len(m.waiting) > 0 || m.shared || m.scheduled.IsZero() {
+	if m.env == nil || m.writing || len(m.waiting) > 0 || m.shared || m.unsynced || m.scheduled.IsZero() {
 		return false
 	}
 	for _, b := range m.busy {
@@ -290,6 +292,7 @@ func (q *queueActor) unpark(ctx actor.Context, m *qmsg) bool {
 		return false
 	}
 	m.env, m.busy = env, make([]bool, len(env.Rcpts))
+	m.scheduled = time.Time{} // its parkedDue entry is stale now: the caller schedules it
 	q.loaded++
 	q.gauge()
 	if m.retry {
@@ -339,8 +342,16 @@ func (q *queueActor) oldestGauge() {
 // from another queue. Recipients it owns already (a reload racing a live
 // enqueue) are left as they are.
 func (q *queueActor) merge(ctx actor.Context, m *qmsg, w *messages.QueueWork) {
-	if m.env == nil && !q.unpark(ctx, m) {
-		return
+	if m.env == nil {
+		if !q.unpark(ctx, m) {
+			return
+		}
+		defer func() {
+			if m.scheduled.IsZero() && m.env != nil { // nothing was added: back on the heap
+				q.schedule(ctx, m, time.Now())
+				q.armTimer(ctx)
+			}
+		}()
 	}
 	owned := map[uint32]bool{}
 	for _, i := range m.mine {
@@ -392,7 +403,12 @@ func (q *queueActor) schedule(ctx actor.Context, m *qmsg, now time.Time) {
 			continue
 		case !rc.NextAttempt.After(now):
 			if key := q.suspendedBy(m.env, rc); key != "" {
-				// Held until resumed; still expires on time.
+				// Held until resumed; still expires on time, attempted
+				// or not (it could not be attempted).
+				if s.Expire > 0 && !now.Before(m.env.Arrival.Add(s.Expire)) {
+					expired = append(expired, i)
+					continue
+				}
 				if q.suspHeld == nil {
 					q.suspHeld = map[string]map[messages.MsgID]bool{}
 				}
@@ -676,7 +692,7 @@ func (q *queueActor) onDestGone(ctx actor.Context, who *actor.PID) {
 		return
 	}
 	if d.pid != nil && d.pid.Id == who.Id {
-		d.pid = nil
+		d.pid, d.retired = nil, false // its successor is built from the configuration in force
 	}
 	var lost []*messages.Job
 	for seq, s := range d.outstanding {
@@ -692,6 +708,10 @@ func (q *queueActor) onDestGone(ctx actor.Context, who *actor.PID) {
 			q.release(j)
 			continue
 		}
+		if _, ok := q.deps.Cfg().Queue.Route[d.route]; !ok {
+			q.requeue(ctx, j) // its route went with a reload
+			continue
+		}
 		q.seq++
 		nj := *j
 		nj.Seq = q.seq
@@ -701,6 +721,7 @@ func (q *queueActor) onDestGone(ctx actor.Context, who *actor.PID) {
 		delete(q.dests, key)
 	}
 	q.pump(ctx)
+	q.armTimer(ctx)
 	q.checkDrained()
 }
 
@@ -785,13 +806,12 @@ func (q *queueActor) onNotAttempted(ctx actor.Context, j *messages.Job) {
 		q.checkDrained()
 		return
 	}
-	// Handed back by a retired destination: ready again, for its successor.
-	q.seq++
-	nj := *j
-	nj.Seq = q.seq
-	q.ready(d, &nj)
+	// Handed back by a retired destination (a reload): scheduled again
+	// under the configuration in force.
 	q.retiredDone(ctx, d)
+	q.requeue(ctx, j)
 	q.pump(ctx)
+	q.armTimer(ctx)
 }
 
 func (q *queueActor) checkDrained() {

@@ -3,10 +3,12 @@ package actors
 import (
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/mtad/mtad/config"
+	"github.com/mtad/mtad/messages"
 )
 
 // reconfigure tells root, then each queue actor, that Cfg changed.
@@ -58,10 +60,36 @@ func (q *queueActor) onReconfigure(ctx actor.Context) {
 	if vq, ok := q.deps.Cfg().Queue.Virtual[q.name]; ok {
 		q.cfg = vq
 	}
+	// Jobs not yet sent were made under the old route strategy, perhaps
+	// for a route that is gone: they go back to their messages, which the
+	// new strategies schedule again.
+	var waiting []*messages.Job
 	for _, d := range q.dests {
+		waiting = append(waiting, d.ready...)
+		clear(d.ready)
+		d.ready = d.ready[:0]
 		q.retire(ctx, d)
 	}
+	for _, j := range waiting {
+		q.requeue(ctx, j)
+	}
 	q.pump(ctx)
+	q.armTimer(ctx)
+}
+
+// requeue gives a job that was not attempted back to its message, whose
+// recipients are scheduled again: route and destination are chosen anew.
+func (q *queueActor) requeue(ctx actor.Context, j *messages.Job) {
+	m := q.msgs[j.MsgID]
+	if m == nil || m.env == nil {
+		return
+	}
+	for _, r := range j.Rcpts {
+		m.busy[r.Index] = false
+	}
+	if !m.writing {
+		q.schedule(ctx, m, time.Now())
+	}
 }
 
 // retire replaces d's actor: at once when it holds no job, else once the

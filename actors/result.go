@@ -195,6 +195,7 @@ func (q *queueActor) write(ctx actor.Context, m *qmsg, p *persisted) {
 				// after a restart the recipient is tried again and its
 				// DSN comes then. Reported, never lost.
 				log.Error("delivery status notification not journaled; state not written", "msgid", id.String(), "err", err)
+				p.failed = true
 				sys.Send(self, p)
 				return
 			}
@@ -209,6 +210,7 @@ func (q *queueActor) write(ctx actor.Context, m *qmsg, p *persisted) {
 			// The outcome lives on in memory; after a crash the recipient
 			// would be tried again, so the cost is a duplicate, not a loss.
 			log.Error("journal write failed", "msgid", id.String(), "err", err)
+			p.failed = true
 		}
 		if notice != nil {
 			p.dsnEvent = req.event(notice, notice.Rcpts[0].Queue)
@@ -222,6 +224,7 @@ func (q *queueActor) onPersisted(ctx actor.Context, p *persisted) {
 	q.persisting--
 	m := p.m
 	m.writing = false
+	m.unsynced = m.unsynced || p.failed
 	for _, i := range p.indices {
 		m.busy[i] = false
 	}
@@ -272,6 +275,7 @@ type persisted struct {
 	moved   []uint32 // recipients whose schedule now names another queue
 	notices []notice // recipients to report on in a DSN
 	done    bool     // every recipient this queue owns is final
+	failed  bool     // the journal write failed (memory is ahead of the journal)
 
 	dsnEvent deliverylog.Event // set by the journal goroutine when a DSN was queued
 }

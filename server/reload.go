@@ -124,11 +124,10 @@ func restartOnly(old, cfg *config.Config) []string {
 		}
 	}
 	diff("server.data-dir", old.Server.DataDir, cfg.Server.DataDir)
-	diff("server.hostname", old.Server.Hostname, cfg.Server.Hostname)
 	diff("server.listener", old.Server.Listeners, cfg.Server.Listeners)
 	diff("server.management", old.Server.Management, cfg.Server.Management)
 	diff("server.shutdown-timeout", old.Server.ShutdownTimeout, cfg.Server.ShutdownTimeout)
-	diff("resolver", old.Resolver, cfg.Resolver)
+	diff("resolver (its nameservers and per-query timeout)", old.Resolver, cfg.Resolver)
 	diff("log", old.Log, cfg.Log)
 	diff("tls", old.TLS, cfg.TLS)
 	diff("report", old.Report, cfg.Report)
