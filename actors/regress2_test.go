@@ -12,7 +12,7 @@ import (
 	"github.com/mtad/mtad/messages"
 )
 
-func TestReviewRetryThenCancelNoMatchStalls(t *testing.T) {
+func TestRegressRetryThenCancelNoMatchStalls(t *testing.T) {
 	h, sink, open := parkHarness(t, 2, "1h")
 	var all []messages.MsgID
 	for i := range 4 {
@@ -27,7 +27,7 @@ func TestReviewRetryThenCancelNoMatchStalls(t *testing.T) {
 	waitUntil(t, "all four delivered after the retry", 10*time.Second, func() bool { return len(ids(sink)) == 4 })
 }
 
-func TestReviewControlSuspendLongExpiry(t *testing.T) {
+func TestRegressControlSuspendLongExpiry(t *testing.T) {
 	sink := testsink.Start(t)
 	h := newHarness(t, sink.Addr, "schedule = \"'short'\"\n[queue.schedule.short]\nretry = [\"1s\"]\nexpire = \"1h\"\n")
 	_ = h.engine.SuspendDomain("held.test", false, true)
@@ -38,7 +38,7 @@ func TestReviewControlSuspendLongExpiry(t *testing.T) {
 	waitUntil(t, "open", 5*time.Second, func() bool { return ids(sink)["open"] == 1 })
 }
 
-func TestReviewControlCrashWithoutReload(t *testing.T) {
+func TestRegressControlCrashWithoutReload(t *testing.T) {
 	sink := testsink.Start(t)
 	sink.SetDataDelay(1500*time.Millisecond, func(testsink.Tx) string { return "" })
 	h := newHarness(t, sink.Addr, "")

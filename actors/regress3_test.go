@@ -1,18 +1,18 @@
 package actors
 
 import (
+	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"context"
 	"github.com/mtad/mtad/config"
 	"github.com/mtad/mtad/internal/testsink"
 	"github.com/mtad/mtad/messages"
 	"github.com/mtad/mtad/resolver"
-	"net/netip"
 )
 
 type countingResolver struct{ n atomic.Int64 }
@@ -29,7 +29,7 @@ func (c *countingResolver) LookupIP(ctx context.Context, h string, o resolver.IP
 	return loopback{}.LookupIP(ctx, h, o)
 }
 
-func TestReviewReloadRenamedRoute(t *testing.T) {
+func TestRegressReloadRenamedRoute(t *testing.T) {
 	sink := testsink.Start(t)
 	sink.SetDataDelay(800*time.Millisecond, func(testsink.Tx) string { return "" })
 	res := &countingResolver{}

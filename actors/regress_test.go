@@ -18,7 +18,7 @@ import (
 
 // 1. A never-attempted recipient of a suspended domain reaching its expiry
 // livelocks the queue actor inside onTick.
-func TestReviewSuspendedExpiryLivelock(t *testing.T) {
+func TestRegressSuspendedExpiryLivelock(t *testing.T) {
 	sink := testsink.Start(t)
 	h := newHarness(t, sink.Addr, "schedule = \"'short'\"\n[queue.schedule.short]\nretry = [\"1s\"]\nexpire = \"2s\"\n")
 	if err := h.engine.SuspendDomain("held.test", false, true); err != nil {
@@ -33,7 +33,7 @@ func TestReviewSuspendedExpiryLivelock(t *testing.T) {
 
 // 2. A retired destination that crashes keeps retired=true with pid nil:
 // its jobs (and every later job for that domain) are never sent.
-func TestReviewRetiredDestinationCrash(t *testing.T) {
+func TestRegressRetiredDestinationCrash(t *testing.T) {
 	sink := testsink.Start(t)
 	var slow atomic.Bool
 	slow.Store(true)
@@ -69,7 +69,7 @@ func TestReviewRetiredDestinationCrash(t *testing.T) {
 // 3. A cancel whose rcpt matches nothing unparks the messages and leaves
 // them loaded with their only entry in parkedDue: over maxLoaded, nothing
 // ever schedules them again.
-func TestReviewCancelNoMatchStallsParked(t *testing.T) {
+func TestRegressCancelNoMatchStallsParked(t *testing.T) {
 	h, sink, open := parkHarness(t, 2, "2s")
 	var all []messages.MsgID
 	for i := range 4 {
@@ -82,7 +82,7 @@ func TestReviewCancelNoMatchStallsParked(t *testing.T) {
 }
 
 // 4. Suspensions are not given to a queue actor that restarts.
-func TestReviewSuspensionLostOnQueueRestart(t *testing.T) {
+func TestRegressSuspensionLostOnQueueRestart(t *testing.T) {
 	sink := testsink.Start(t)
 	h := newHarness(t, sink.Addr, "")
 	if err := h.engine.SuspendDomain("held.test", false, true); err != nil {
@@ -113,7 +113,7 @@ func (f *failOnce) Update(id messages.MsgID, r []messages.Recipient) error {
 	return f.Journal.Update(id, r)
 }
 
-func TestReviewFailedUpdateThenParkRedelivers(t *testing.T) {
+func TestRegressFailedUpdateThenParkRedelivers(t *testing.T) {
 	sink := testsink.Start(t)
 	var open atomic.Bool
 	sink.SetRcptReply(func(rcpt string) *smtp.SMTPError {
