@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -50,4 +51,40 @@ bind = "127.0.0.1:0"
 	waitFor(t, "the held domain's message after its resume", 10*time.Second, func() bool { return len(sink.Rcpts()) == 2 })
 	post("senders/news.test/resume")
 	waitFor(t, "the held sender's message after its resume", 10*time.Second, func() bool { return len(sink.Rcpts()) == 3 })
+}
+
+// A suspension also holds back the jobs already made and waiting for the
+// queue's concurrency: only the message in flight at the suspend is
+// delivered until the resume.
+func TestSuspendHoldsWaitingJobs(t *testing.T) {
+	sink := testsink.Start(t)
+	sink.SetDataDelay(300*time.Millisecond, func(testsink.Tx) string { return "" })
+	s, _ := startNode(t, relayConfig(sink.Addr, "1h")+`
+[queue.virtual.default]
+concurrency = 1
+idle-timeout = "300ms"
+[server.management]
+bind = "127.0.0.1:0"
+`)
+	addr := s.Addrs()[0].String()
+	for i := range 3 {
+		if err := send(t, addr, "a@app.test", []string{fmt.Sprintf("r%d@held.test", i)}, message(fmt.Sprint("w", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resp, err := http.Post("http://"+s.ManagementAddr().String()+"/api/v1/domains/held.test/suspend", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	time.Sleep(1500 * time.Millisecond)
+	if n := len(sink.Rcpts()); n > 1 {
+		t.Fatalf("%d messages delivered after the suspend, want at most the one in flight", n)
+	}
+	resp, err = http.Post("http://"+s.ManagementAddr().String()+"/api/v1/domains/held.test/resume", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	waitFor(t, "all three after the resume", 10*time.Second, func() bool { return len(sink.Rcpts()) == 3 })
 }
