@@ -14,6 +14,7 @@ import (
 
 	"github.com/mtad/mtad/expression"
 	"github.com/mtad/mtad/limits"
+	"github.com/mtad/mtad/submission"
 	"github.com/mtad/mtad/webhook"
 )
 
@@ -442,8 +443,8 @@ func (r *rawSession) validate(c *Config) error {
 func (a *rawAuthUsers) validate() (SubmissionAuth, error) {
 	out := SubmissionAuth{Users: map[string]string{}}
 	for user, hash := range a.Users {
-		if !strings.HasPrefix(hash, "$2a$") && !strings.HasPrefix(hash, "$2b$") && !strings.HasPrefix(hash, "$2y$") {
-			return out, fmt.Errorf("session.auth.users.%s: not a bcrypt hash (make one with `htpasswd -bnBC 12 \"\" PASSWORD | tr -d ':\\n'`)", user)
+		if err := submission.CheckPasswordHash(hash); err != nil {
+			return out, fmt.Errorf("session.auth.users.%s: %v (make a bcrypt one with `htpasswd -bnBC 12 \"\" PASSWORD | tr -d ':\\n'`, or an argon2id one with `echo -n PASSWORD | argon2 SALT -id -e`)", user, err)
 		}
 		out.Users[user] = hash
 	}

@@ -31,7 +31,8 @@ var (
 const maxPasswordLen = 72
 
 // ValidateUsers checks Config.Users: every name is non-empty and every
-// hash is bcrypt. The error names the first user at fault, never a hash.
+// hash is bcrypt or argon2id (PHC string). The error names the first user
+// at fault, never a hash.
 func ValidateUsers(users map[string]string) error {
 	for name, hash := range users {
 		if err := checkUser(name, hash); err != nil {
@@ -45,8 +46,22 @@ func checkUser(name, hash string) error {
 	if name == "" {
 		return errors.New("submission: user with an empty name")
 	}
+	if err := CheckPasswordHash(hash); err != nil {
+		return fmt.Errorf("submission: user %q: %w", name, err)
+	}
+	return nil
+}
+
+// CheckPasswordHash reports whether hash is a password hash AUTH can
+// check: bcrypt, or argon2id in the PHC string format within sane
+// parameters. Its errors never quote the hash.
+func CheckPasswordHash(hash string) error {
+	if isArgon2id(hash) {
+		_, err := parseArgon2id(hash)
+		return err
+	}
 	if _, err := bcrypt.Cost([]byte(hash)); err != nil {
-		return fmt.Errorf("submission: user %q: password hash is not bcrypt", name)
+		return errors.New("password hash is not bcrypt, nor argon2id")
 	}
 	return nil
 }
@@ -61,10 +76,11 @@ type authenticator struct {
 
 // userSet is the users who may authenticate.
 type userSet struct {
-	hashes map[string][]byte // name -> bcrypt hash, checked by checkUser
-	// dummy is a bcrypt hash, at the highest cost among users, that an
-	// unknown user's password is checked against, so that the time
-	// taken does not tell whether a user exists.
+	hashes map[string][]byte // name -> bcrypt or argon2id hash, checked by checkUser
+	// dummy is a hash, like the costliest of the users' (argon2id when
+	// any user has one, else bcrypt at the highest cost), that an unknown
+	// user's password is checked against, so that the time taken does
+	// not tell whether a user exists.
 	dummy []byte
 }
 
@@ -81,12 +97,19 @@ func newAuthenticator(cfg Config, log *slog.Logger) *authenticator {
 func (a *authenticator) setUsers(users map[string]string, log *slog.Logger) {
 	set := &userSet{hashes: make(map[string][]byte, len(users))}
 	cost := bcrypt.MinCost
+	var costliest *argon2idHash
 	for name, hash := range users {
 		if err := checkUser(name, hash); err != nil {
 			log.Error("user left out: it cannot authenticate", "error", err)
 			continue
 		}
 		set.hashes[name] = []byte(hash)
+		if h, err := parseArgon2id(hash); err == nil {
+			if costliest == nil || uint64(h.memory)*uint64(h.time) > uint64(costliest.memory)*uint64(costliest.time) {
+				costliest = h
+			}
+			continue
+		}
 		c, _ := bcrypt.Cost([]byte(hash))
 		cost = max(cost, c)
 	}
@@ -94,7 +117,11 @@ func (a *authenticator) setUsers(users map[string]string, log *slog.Logger) {
 		a.users.Store(nil)
 		return
 	}
-	set.dummy = dummyHash(cost)
+	if costliest != nil {
+		set.dummy = []byte(costliest.dummy())
+	} else {
+		set.dummy = dummyHash(cost)
+	}
 	a.users.Store(set)
 }
 
@@ -112,8 +139,8 @@ func dummyHash(cost int) []byte {
 	return h
 }
 
-// verify reports whether pass is user's password. It runs bcrypt whether
-// or not user exists, and bcrypt compares in constant time.
+// verify reports whether pass is user's password. It hashes pass whether
+// or not user exists, and both kinds of hash compare in constant time.
 func (a *authenticator) verify(user, pass string) bool {
 	set := a.users.Load()
 	if set == nil {
@@ -122,6 +149,13 @@ func (a *authenticator) verify(user, pass string) bool {
 	hash, known := set.hashes[user]
 	if !known {
 		hash = set.dummy
+	}
+	if isArgon2id(string(hash)) {
+		h, err := parseArgon2id(string(hash)) // checked when the users were set
+		if err != nil || len(pass) > maxArgon2Pass {
+			return false
+		}
+		return h.matches(pass) && known
 	}
 	ok := bcrypt.CompareHashAndPassword(hash, []byte(pass)) == nil
 	return ok && known && len(pass) <= maxPasswordLen
