@@ -69,19 +69,9 @@ func (q *queueActor) onSuspendDomain(ctx actor.Context, m *suspendDomain) {
 			q.susp = map[string]bool{}
 		}
 		q.susp[m.key] = true
-		// Jobs made before, not yet sent, are scheduled again: the
-		// suspended ones are held back, the others made anew.
-		var waiting []*messages.Job
-		for _, d := range q.dests {
-			waiting = append(waiting, d.ready...)
-			clear(d.ready)
-			d.ready = d.ready[:0]
-		}
-		for _, j := range waiting {
-			q.requeue(ctx, j)
-		}
-		q.pump(ctx)
-		q.armTimer(ctx)
+		// Jobs made before, not yet sent: the suspended ones are held
+		// back, the others made anew.
+		q.requeueReady(ctx)
 		return
 	}
 	delete(q.susp, m.key)

@@ -342,16 +342,9 @@ func (q *queueActor) oldestGauge() {
 // from another queue. Recipients it owns already (a reload racing a live
 // enqueue) are left as they are.
 func (q *queueActor) merge(ctx actor.Context, m *qmsg, w *messages.QueueWork) {
-	if m.env == nil {
-		if !q.unpark(ctx, m) {
-			return
-		}
-		defer func() {
-			if m.scheduled.IsZero() && m.env != nil { // nothing was added: back on the heap
-				q.schedule(ctx, m, time.Now())
-				q.armTimer(ctx)
-			}
-		}()
+	unparked := m.env == nil
+	if unparked && !q.unpark(ctx, m) {
+		return
 	}
 	owned := map[uint32]bool{}
 	for _, i := range m.mine {
@@ -365,11 +358,11 @@ func (q *queueActor) merge(ctx actor.Context, m *qmsg, w *messages.QueueWork) {
 			added = true
 		}
 	}
-	if !added {
+	if !added && !unparked {
 		return
 	}
-	m.shared = m.shared || w.Shared
-	q.schedule(ctx, m, time.Now())
+	m.shared = m.shared || (added && w.Shared)
+	q.schedule(ctx, m, time.Now()) // an unparked message goes back on the heap even if nothing was added
 	q.pump(ctx)
 	q.armTimer(ctx)
 }

@@ -11,7 +11,6 @@ import (
 
 	"github.com/mtad/mtad/config"
 	"github.com/mtad/mtad/internal/testsink"
-	"github.com/mtad/mtad/messages"
 	"github.com/mtad/mtad/resolver"
 )
 
@@ -63,5 +62,4 @@ route = "'relay2'"
 	if len(ids(sink)) != 4 {
 		t.Fatalf("only %d of 4 delivered", len(ids(sink)))
 	}
-	_ = messages.MsgID(0)
 }

@@ -1,7 +1,6 @@
 package actors
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -142,5 +141,3 @@ func TestRegressFailedUpdateThenParkRedelivers(t *testing.T) {
 		t.Fatalf("a@now.test delivered %d times", n)
 	}
 }
-
-var _ = context.Background

@@ -60,15 +60,23 @@ func (q *queueActor) onReconfigure(ctx actor.Context) {
 	if vq, ok := q.deps.Cfg().Queue.Virtual[q.name]; ok {
 		q.cfg = vq
 	}
+	for _, d := range q.dests {
+		q.retire(ctx, d)
+	}
 	// Jobs not yet sent were made under the old route strategy, perhaps
-	// for a route that is gone: they go back to their messages, which the
-	// new strategies schedule again.
+	// for a route that is gone: the new strategies schedule them again.
+	q.requeueReady(ctx)
+}
+
+// requeueReady gives every job not yet sent back to its message and
+// schedules the messages again, under the configuration and suspensions
+// in force now.
+func (q *queueActor) requeueReady(ctx actor.Context) {
 	var waiting []*messages.Job
 	for _, d := range q.dests {
 		waiting = append(waiting, d.ready...)
 		clear(d.ready)
 		d.ready = d.ready[:0]
-		q.retire(ctx, d)
 	}
 	for _, j := range waiting {
 		q.requeue(ctx, j)

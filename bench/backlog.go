@@ -38,28 +38,13 @@ func queueingConf() mtadConf {
 // releases the sink and waits for the queue to drain, sampling mtad's RSS
 // throughout.
 func runBacklog(ctx context.Context, r *rig) error {
-	cfg := r.cfg
-	p, err := newPlan(cfg.n, cfg.size, cfg.rcpts, cfg.domains, 0, 0)
+	q, err := r.queueing(ctx, scenarioBacklog, r.cfg.n)
 	if err != nil {
 		return err
 	}
-	l := newLedger(p)
-	s, err := startSink(cfg.sinkListen, l)
-	if err != nil {
-		return err
-	}
-	defer s.close()
-	s.setDefer(true)
-	conf, err := r.writeConf(ctx, scenarioBacklog, queueingConf())
-	if err != nil {
-		return err
-	}
-	dataDir, removeData, err := r.dataDir(true)
-	if err != nil {
-		return err
-	}
-	defer removeData()
-	d, err := r.startMtad(ctx, conf, dataDir, s.addr(), "mtad.log", true)
+	defer q.close()
+	l, s := q.ledger, q.sink
+	d, err := r.startMtad(ctx, q.conf, q.dataDir, s.addr(), "mtad.log", true)
 	if err != nil {
 		return err
 	}
@@ -73,6 +58,52 @@ func runBacklog(ctx context.Context, r *rig) error {
 	bs.fill(l, &st, release, end)
 	r.judgeRSS(bs.RSS)
 	return nil
+}
+
+// queueingRun is what the backlog and recovery scenarios start from: a
+// ledger for n messages, a sink that defers every recipient, mtad's
+// configuration for the scenario and a data directory.
+type queueingRun struct {
+	ledger        *ledger
+	sink          *sink
+	conf, dataDir string
+	cleanup       []func()
+}
+
+func (q *queueingRun) close() {
+	for i := len(q.cleanup) - 1; i >= 0; i-- {
+		q.cleanup[i]()
+	}
+}
+
+// queueing prepares a queueingRun; on error, what it made is undone.
+func (r *rig) queueing(ctx context.Context, scenario string, n int) (q *queueingRun, err error) {
+	q = &queueingRun{}
+	defer func() {
+		if err != nil {
+			q.close()
+		}
+	}()
+	cfg := r.cfg
+	p, err := newPlan(n, cfg.size, cfg.rcpts, cfg.domains, 0, 0)
+	if err != nil {
+		return nil, err
+	}
+	q.ledger = newLedger(p)
+	if q.sink, err = startSink(cfg.sinkListen, q.ledger); err != nil {
+		return nil, err
+	}
+	q.cleanup = append(q.cleanup, func() { q.sink.close() })
+	q.sink.setDefer(true)
+	if q.conf, err = r.writeConf(ctx, scenario, queueingConf()); err != nil {
+		return nil, err
+	}
+	dataDir, removeData, err := r.dataDir(true)
+	if err != nil {
+		return nil, err
+	}
+	q.dataDir, q.cleanup = dataDir, append(q.cleanup, removeData)
+	return q, nil
 }
 
 // backlogPhases injects, waits for the queue, releases the sink and waits

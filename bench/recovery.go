@@ -40,27 +40,12 @@ type recoveryStats struct {
 // 250 and then checks that everything accepted before the kill arrives.
 // Message id cfg.n is the probe.
 func runRecovery(ctx context.Context, r *rig) error {
-	cfg := r.cfg
-	p, err := newPlan(cfg.n+1, cfg.size, cfg.rcpts, cfg.domains, 0, 0)
+	q, err := r.queueing(ctx, scenarioRecovery, r.cfg.n+1)
 	if err != nil {
 		return err
 	}
-	l := newLedger(p)
-	s, err := startSink(cfg.sinkListen, l)
-	if err != nil {
-		return err
-	}
-	defer s.close()
-	s.setDefer(true)
-	conf, err := r.writeConf(ctx, scenarioRecovery, queueingConf())
-	if err != nil {
-		return err
-	}
-	dataDir, removeData, err := r.dataDir(true)
-	if err != nil {
-		return err
-	}
-	defer removeData()
+	defer q.close()
+	l, s, conf, dataDir := q.ledger, q.sink, q.conf, q.dataDir
 	rs := &recoveryStats{}
 	r.rep.Recovery = rs
 	stop := startProgress(l, "recovery", r.env.progress, r.env.tty)

@@ -108,14 +108,7 @@ func (t *txn) sendChunked() (bool, *Error) {
 		}
 		return false, nil
 	}
-	r := parseReply(250, text, "")
-	if e != nil {
-		r = e.Reply()
-	}
-	for _, i := range t.accepted {
-		t.set(i, r)
-	}
-	return e == nil, e
+	return t.final(text, e)
 }
 
 // cleanLines reports whether b has CRLF line ends only and ends with one.

@@ -226,6 +226,12 @@ func (t *txn) data(start func() error) (bool, *Error) {
 	if c.opts.LMTP && final != nil {
 		return t.lmtpResults(final, e)
 	}
+	return t.final(text, e)
+}
+
+// final gives every accepted recipient the reply to the end of the
+// message: text of its 250, or e.
+func (t *txn) final(text string, e *Error) (bool, *Error) {
 	r := parseReply(250, text, "")
 	if e != nil {
 		r = e.Reply()

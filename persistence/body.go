@@ -177,23 +177,13 @@ func (j *Journal) AcceptBody(env *messages.Envelope, w *BodyWriter) error {
 		return w.err
 	}
 	env.Size = w.Size() // the journaled size is the body's, which FinishSized relies on
-	j.mu.RLock()
-	defer j.mu.RUnlock()
-	if j.closed {
-		return ErrClosed
-	}
-	if err := j.ensureID(env.ID); err != nil {
-		return err
-	}
-	b := j.db.NewBatch()
-	defer b.Close()
-	_ = b.Set(chunkKey(env.ID, w.next), w.buf, nil)
-	if w.marked {
-		_ = b.SingleDelete(pendingKey(env.ID), nil)
-	}
-	_ = b.Set(envelopeKey(env.ID), appendEnvelope(nil, env), nil)
-	setRcpts(b, env.ID, env.Rcpts)
-	if err := commit(b, "accept", env.ID); err != nil {
+	err := j.accept(env, func(b *pebble.Batch) {
+		_ = b.Set(chunkKey(env.ID, w.next), w.buf, nil)
+		if w.marked {
+			_ = b.SingleDelete(pendingKey(env.ID), nil)
+		}
+	})
+	if err != nil {
 		return err
 	}
 	w.done = true

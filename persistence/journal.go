@@ -174,6 +174,16 @@ func (j *Journal) Accept(env *messages.Envelope, body []byte) error {
 	if err := checkEnvelope(env); err != nil {
 		return err
 	}
+	if err := j.accept(env, func(b *pebble.Batch) { setBody(b, env.ID, body) }); err != nil {
+		return err
+	}
+	j.fresh.put(env.ID, body)
+	return nil
+}
+
+// accept writes what body adds to the batch (the body, or its last chunk),
+// env and its recipients in one synced batch. REQUIRES: checkEnvelope(env).
+func (j *Journal) accept(env *messages.Envelope, body func(*pebble.Batch)) error {
 	j.mu.RLock()
 	defer j.mu.RUnlock()
 	if j.closed {
@@ -185,14 +195,10 @@ func (j *Journal) Accept(env *messages.Envelope, body []byte) error {
 	b := j.db.NewBatch()
 	defer b.Close()
 	// A batch without an index never fails a Set; the errors are ignored.
-	setBody(b, env.ID, body)
+	body(b)
 	_ = b.Set(envelopeKey(env.ID), appendEnvelope(nil, env), nil)
 	setRcpts(b, env.ID, env.Rcpts)
-	if err := commit(b, "accept", env.ID); err != nil {
-		return err
-	}
-	j.fresh.put(env.ID, body)
-	return nil
+	return commit(b, "accept", env.ID)
 }
 
 // Update rewrites the records of the given recipients of message id, each
@@ -241,20 +247,7 @@ func (j *Journal) Finish(id messages.MsgID, nrcpts int) error {
 	if n != nrcpts {
 		return fmt.Errorf("persistence: finish %v: %d recipients given, %d journaled", id, nrcpts, n)
 	}
-	b := j.db.NewBatch()
-	defer b.Close()
-	// Body chunks and envelope are written once and deleted once, so a
-	// SingleDelete removes them with their SET at the next flush. Recipient
-	// records are rewritten by Update and need a real Delete.
-	if err := j.deleteBody(b, id); err != nil {
-		return fmt.Errorf("persistence: finish %v: %w", id, err)
-	}
-	_ = b.SingleDelete(envelopeKey(id), nil)
-	for i := range n {
-		_ = b.Delete(rcptKey(id, uint32(i)), nil)
-	}
-	j.fresh.drop(id)
-	return commit(b, "finish", id)
+	return j.finish(id, n, -1)
 }
 
 // FinishSized is Finish for a message whose envelope the caller read
@@ -267,14 +260,25 @@ func (j *Journal) FinishSized(id messages.MsgID, nrcpts int, size int64) error {
 	if j.closed {
 		return ErrClosed
 	}
+	if id < j.chunkedFrom {
+		size = -1 // from before chunking: its body may be in the old form
+	}
+	return j.finish(id, nrcpts, size)
+}
+
+// finish deletes message id in one synced batch: its body's chunks for
+// size bytes, or, with size < 0, whatever body keys a scan finds.
+// Body chunks and envelope are written once and deleted once, so a
+// SingleDelete removes them with their SET at the next flush. Recipient
+// records are rewritten by Update and need a real Delete.
+// REQUIRES: j.mu held for reading, j not closed.
+func (j *Journal) finish(id messages.MsgID, nrcpts int, size int64) error {
 	b := j.db.NewBatch()
 	defer b.Close()
-	if id < j.chunkedFrom {
-		if err := j.deleteBody(b, id); err != nil { // it may be in the old form
-			return fmt.Errorf("persistence: finish %v: %w", id, err)
-		}
-	} else {
+	if size >= 0 {
 		deleteBodySized(b, id, size)
+	} else if err := j.deleteBody(b, id); err != nil {
+		return fmt.Errorf("persistence: finish %v: %w", id, err)
 	}
 	_ = b.SingleDelete(envelopeKey(id), nil)
 	for i := range nrcpts {
