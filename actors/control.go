@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"sync"
@@ -277,4 +278,23 @@ func (q *queueActor) onCancel(ctx actor.Context, c *cancelRcpts) {
 	}
 	q.pump(ctx)
 	q.armTimer(ctx)
+}
+
+// SiteOf names the provider site (`[queue.site.X] mx-suffix`) whose MX
+// hosts serve domain, or "" when none does or the MX lookup fails. It
+// asks DNS (through the resolver's cache) only when sites are configured.
+func (e *Engine) SiteOf(ctx context.Context, domain string) string {
+	cfg := e.deps.Cfg()
+	if len(cfg.Queue.Site) == 0 {
+		return ""
+	}
+	mx, err := e.deps.Resolver.LookupMXFull(ctx, domain)
+	if err != nil {
+		return ""
+	}
+	hosts := make([]string, len(mx.Records))
+	for i, r := range mx.Records {
+		hosts[i] = r.Host
+	}
+	return siteOf(cfg, hosts)
 }

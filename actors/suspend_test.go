@@ -40,3 +40,17 @@ func TestSuspensionSurvivesRestart(t *testing.T) {
 	}
 	waitUntil(t, "the held message after the resume", 10*time.Second, func() bool { return ids(sink)["held"] == 1 })
 }
+
+// SiteOf names the site whose MX suffix matches the domain's MX hosts
+// (the loopback resolver gives the implicit MX: the domain itself).
+func TestEngineSiteOf(t *testing.T) {
+	sink := testsink.Start(t)
+	h := newHarnessWith(t, sink.Addr, "[queue.site.big]\nmx-suffix = [\".big.test\"]\n", nil)
+	ctx := context.Background()
+	if got := h.engine.SiteOf(ctx, "mail.big.test"); got != "big" {
+		t.Errorf("SiteOf(mail.big.test) = %q, want big", got)
+	}
+	if got := h.engine.SiteOf(ctx, "small.test"); got != "" {
+		t.Errorf("SiteOf(small.test) = %q, want none", got)
+	}
+}

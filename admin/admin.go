@@ -144,7 +144,11 @@ func (h *handler) summary(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "reading the journal: "+err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, c.summary(h.now()))
+	s := c.summary(h.now())
+	if sr, ok := h.ctl.(SiteResolver); ok {
+		addSites(r.Context(), &s, sr)
+	}
+	writeJSON(w, http.StatusOK, s)
 }
 
 // parseID reads a message id as messages.MsgID.String writes it.

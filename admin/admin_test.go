@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -278,5 +279,28 @@ func TestBadParameters(t *testing.T) {
 	var e Error
 	if code := get(t, h, "/api/v1/summary?queue=x", &e); code != 400 {
 		t.Errorf("summary with a parameter: %d", code)
+	}
+}
+
+// sitedControl is a Control that also names sites: one.test and
+// three.test are served by the "big" provider.
+type sitedControl struct{ fakeControl }
+
+func (*sitedControl) SiteOf(_ context.Context, domain string) string {
+	if domain == "one.test" || domain == "three.test" {
+		return "big"
+	}
+	return ""
+}
+
+// With a Control that names sites, the summary counts by site too.
+func TestSummaryBySite(t *testing.T) {
+	h := newHandler(fixture(), &sitedControl{}, func() time.Time { return t0 })
+	var s Summary
+	if code := get(t, h, "/api/v1/summary", &s); code != 200 {
+		t.Fatalf("status %d", code)
+	}
+	if len(s.BySite) != 1 || s.BySite["big"] != 2 {
+		t.Errorf("by site %v, want big: 2", s.BySite)
 	}
 }

@@ -2,7 +2,9 @@ package admin
 
 import (
 	"cmp"
+	"context"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/mtad/mtad/messages"
@@ -23,6 +25,50 @@ type Summary struct {
 	ByStatus         map[string]int `json:"by_status"`
 	ByDomain         []DomainCount  `json:"by_domain"`
 	DomainsNotShown  int            `json:"domains_not_shown,omitempty"`
+	// BySite counts the pending recipients of the domains in ByDomain by
+	// the provider site their MX hosts belong to ([queue.site.X]);
+	// domains of no site are left out. Absent without sites.
+	BySite map[string]int `json:"by_site,omitempty"`
+}
+
+// SiteResolver is what a Control offers to count the summary by site.
+type SiteResolver interface {
+	// SiteOf names the site of domain's MX hosts, or "".
+	SiteOf(ctx context.Context, domain string) string
+}
+
+// siteLookups bounds the MX lookups of one summary running at once, and
+// siteBudget their time: a summary answers even when DNS is slow.
+const (
+	siteLookups = 8
+	siteBudget  = 3 * time.Second
+)
+
+// addSites fills s.BySite from the domains of s.ByDomain.
+func addSites(ctx context.Context, s *Summary, sr SiteResolver) {
+	ctx, cancel := context.WithTimeout(ctx, siteBudget)
+	defer cancel()
+	sites := make([]string, len(s.ByDomain))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, siteLookups)
+	for i, d := range s.ByDomain {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			sites[i] = sr.SiteOf(ctx, d.Domain)
+		}()
+	}
+	wg.Wait()
+	for i, site := range sites {
+		if site == "" {
+			continue
+		}
+		if s.BySite == nil {
+			s.BySite = map[string]int{}
+		}
+		s.BySite[site] += s.ByDomain[i].Count
+	}
 }
 
 // DomainCount is the number of pending recipients in one domain.

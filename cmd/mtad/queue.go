@@ -452,6 +452,12 @@ func printSummary(w io.Writer, s *admin.Summary) error {
 	if s.DomainsNotShown > 0 {
 		fmt.Fprintf(tw, "(%d more domains)\t\n", s.DomainsNotShown)
 	}
+	if len(s.BySite) > 0 {
+		fmt.Fprintln(tw, "\nSITE (of the domains above)\tPENDING")
+		for _, site := range sortedKeys(s.BySite) {
+			fmt.Fprintf(tw, "%s\t%d\n", site, s.BySite[site])
+		}
+	}
 	return tw.Flush()
 }
 
