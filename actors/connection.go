@@ -354,7 +354,7 @@ func (c *connectionActor) deliver(ctx actor.Context, j *messages.Job) {
 	c.busy = true
 	self, sys := ctx.Self(), ctx.ActorSystem().Root
 	cctx, journal, box, final := c.ctx, c.deps.Journal, c.box, c.route.Type == config.RouteLocal
-	go func() {
+	c.deps.workers.Go(func() {
 		replies := deliverJob(cctx, conn, journal, j, final)
 		t := conn.Target()
 		res := &messages.JobResult{Job: j, Replies: replies, Host: t.Host, IP: ipOf(t)}
@@ -363,7 +363,7 @@ func (c *connectionActor) deliver(ctx actor.Context, j *messages.Job) {
 		alive := conn.Alive()
 		box.put(conn)
 		sys.Send(self, &delivered{result: res, alive: alive})
-	}()
+	})
 }
 
 // deliverJob runs one transaction; it always returns one reply per

@@ -273,7 +273,7 @@ func (d *destinationActor) spawnConn(ctx actor.Context) bool {
 		}
 		slots, maxMsgs = held, m
 	}
-	props := actor.PropsFromProducer(func() actor.Actor {
+	props := d.deps.props(func() actor.Actor {
 		return newConnection(d.deps, d.qcfg, d.route, d.domain, targets, dc, maxMsgs)
 	}, actor.WithSupervisor(actor.NewOneForOneStrategy(0, 0, stopDecider)))
 	pid := ctx.Spawn(props)

@@ -60,8 +60,9 @@ type Deps struct {
 	ParkAfter time.Duration
 	MaxLoaded int
 
-	live *atomic.Pointer[config.Config] // the configuration now; Engine.Reload replaces it
-	susp *suspensionSet                 // the operator's suspensions in force, for queue actors that start later
+	live    *atomic.Pointer[config.Config] // the configuration now; Engine.Reload replaces it
+	susp    *suspensionSet                 // the operator's suspensions in force, for queue actors that start later
+	workers *workers                       // goroutines for mailboxes, deliveries and journal writes
 }
 
 // Cfg returns the configuration in force. Config is the one the engine
@@ -96,12 +97,13 @@ func Start(deps Deps) (*Engine, error) {
 	d.live = new(atomic.Pointer[config.Config])
 	d.live.Store(d.Config)
 	d.susp = &suspensionSet{keys: map[string]bool{}}
+	d.workers = newWorkers()
 	sysLog := d.Logger.With("component", "protoactor")
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 		return slog.New(levelFloor{sysLog.Handler(), slog.LevelWarn})
 	}))
 	starts := 0
-	props := actor.PropsFromProducer(func() actor.Actor {
+	props := d.props(func() actor.Actor {
 		starts++
 		return newRoot(d, starts > 1)
 	},
@@ -164,6 +166,7 @@ func (e *Engine) stop(ctx context.Context) error {
 		err = fmt.Errorf("actors: stop: %w", werr)
 	}
 	e.system.Shutdown()
+	e.deps.workers.release()
 	return err
 }
 

@@ -590,7 +590,7 @@ func (q *queueActor) send(ctx actor.Context, d *destRef) {
 
 func (q *queueActor) spawnDestination(ctx actor.Context, d *destRef) *actor.PID {
 	rt := q.deps.Cfg().Queue.Route[d.route]
-	props := actor.PropsFromProducer(func() actor.Actor {
+	props := q.deps.props(func() actor.Actor {
 		return newDestination(q.deps, q.name, q.cfg, d.key, d.route, rt, d.domain)
 	}, actor.WithSupervisor(actor.NewOneForOneStrategy(0, 0, stopDecider)))
 	pid := ctx.Spawn(props)

@@ -181,7 +181,7 @@ func (q *queueActor) write(ctx actor.Context, m *qmsg, p *persisted) {
 	}
 	self, sys, j, log := ctx.Self(), ctx.ActorSystem().Root, q.deps.Journal, q.deps.Logger
 	root, req := ctx.Parent(), q.dsnJob(m, p)
-	go func() {
+	q.deps.workers.Go(func() {
 		var notice *messages.Envelope
 		if req != nil {
 			var err error
@@ -217,7 +217,7 @@ func (q *queueActor) write(ctx actor.Context, m *qmsg, p *persisted) {
 			sys.Send(root, &messages.Enqueue{Env: notice})
 		}
 		sys.Send(self, p)
-	}()
+	})
 }
 
 func (q *queueActor) onPersisted(ctx actor.Context, p *persisted) {

@@ -94,7 +94,7 @@ func (r *rootActor) Receive(ctx actor.Context) {
 // reload from the journal too (root itself, or the queue, was replaced).
 func (r *rootActor) spawnQueue(ctx actor.Context, name string, restart bool) {
 	starts := 0
-	props := actor.PropsFromProducer(func() actor.Actor {
+	props := r.deps.props(func() actor.Actor {
 		starts++
 		cfg := r.deps.Cfg().Queue.Virtual[name] // a restart takes what is in force
 		return newQueue(r.deps, name, cfg, restart || starts > 1)

@@ -101,7 +101,7 @@ func (r *rig) failuresPass(ctx context.Context, conf, label string, temp, perm f
 		return nil, err
 	}
 	defer d.stop() // a no-op once endMtad has stopped it
-	runPhase(ctx, l, d.listen, cfg.conc, r.env, label, d.exited, prof)
+	runPhase(ctx, l, d.listen, cfg.conc, r.env, label, d, prof)
 	end := r.endMtad(ctx, d, nil)
 	st := collect(l)
 	r.rep.judge(label+" pass: ", &st)

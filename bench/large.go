@@ -67,7 +67,7 @@ func (r *rig) largePass(ctx context.Context, size int, profiled bool) (*largeSta
 	if profiled {
 		prof = r.prof
 	}
-	runPhase(ctx, l, d.listen, cfg.conc, r.env, fmt.Sprintf("large %s", sizeText(size)), d.exited, prof)
+	runPhase(ctx, l, d.listen, cfg.conc, r.env, fmt.Sprintf("large %s", sizeText(size)), d, prof)
 	end := r.endMtad(ctx, d, nil)
 	st := collect(l)
 	r.rep.judge(fmt.Sprintf("size %s: ", sizeText(size)), &st)

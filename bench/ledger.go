@@ -38,6 +38,10 @@ type ledger struct {
 
 	injectStart, injectEnd atomic.Int64 // clock offsets
 
+	// CPU time (ns) spent from the injection's start to the last delivery:
+	// by the harness (injector and sink), and by mtad (0: not measured).
+	harnessCPU, mtadCPU atomic.Int64
+
 	// Injector counters (messages unless named rcpts).
 	injected, accepted, rejected, errors atomic.Int64
 	rcptsAccepted, rcptsRejected         atomic.Int64

@@ -105,7 +105,7 @@ func mtadPhase(ctx context.Context, cfg config, env runEnv, rep *report, bin, wo
 		return err
 	}
 	defer cleanup()
-	runPhase(ctx, l, d.listen, cfg.conc, env, "mtad", d.exited, prof)
+	runPhase(ctx, l, d.listen, cfg.conc, env, "mtad", d, prof)
 	st := collect(l)
 	rep.Main = &st
 	rep.Profiles = prof.finish()
@@ -114,17 +114,24 @@ func mtadPhase(ctx context.Context, cfg config, env runEnv, rep *report, bin, wo
 }
 
 // runPhase injects the plan of l into target, then waits for the sink to
-// see every expected delivery, for ctx to end or for abort to close. With
+// see every expected delivery, for ctx to end or for mtad d (nil: none
+// started here) to exit. It records the CPU the harness and d spent. With
 // a profiler, the CPU profile starts with the injection (mtad delivers
 // while it accepts) and the heap profile is taken when the injection ends,
 // at the peak of the queue; the caller calls prof.finish.
-func runPhase(ctx context.Context, l *ledger, target string, conc int, env runEnv, label string, abort <-chan struct{}, prof *profiler) {
+func runPhase(ctx context.Context, l *ledger, target string, conc int, env runEnv, label string, d *daemon, prof *profiler) {
 	stop := startProgress(l, label, env.progress, env.tty)
 	defer stop()
+	var abort <-chan struct{}
+	if d != nil {
+		abort = d.exited
+	}
 	prof.startCPU(ctx)
+	cpu := startCPU(d)
 	inject(ctx, l, target, conc)
 	prof.writeHeap(ctx)
 	waitDelivered(ctx, l, abort)
+	cpu.stop(l)
 }
 
 // waitDelivered polls until l is complete; it reports whether it is.

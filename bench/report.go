@@ -57,6 +57,12 @@ type phaseStats struct {
 	AcceptToDelivered latencyStats `json:"accept_to_delivered"`
 	SentToDelivered   latencyStats `json:"sent_to_delivered"`
 	Early             int          `json:"delivered_before_250"`
+
+	// CPU per delivered message, µs, from the injection's start to the
+	// last delivery: the harness's (injector and sink) and mtad's (null
+	// when no mtad was started here).
+	HarnessCPUMicros float64  `json:"harness_cpu_us_per_message"`
+	MtadCPUMicros    *float64 `json:"mtad_cpu_us_per_message"`
 }
 
 // ok reports whether every planned message was accepted and every
@@ -87,6 +93,13 @@ func collect(l *ledger) phaseStats {
 	if last > 0 {
 		s.DeliverSeconds = seconds(last - start)
 		s.DeliverRate = rate(s.Complete, s.DeliverSeconds)
+	}
+	if s.Complete > 0 {
+		s.HarnessCPUMicros = float64(l.harnessCPU.Load()) / 1e3 / float64(s.Complete)
+		if ns := l.mtadCPU.Load(); ns > 0 {
+			us := float64(ns) / 1e3 / float64(s.Complete)
+			s.MtadCPUMicros = &us
+		}
 	}
 	return s
 }
@@ -281,6 +294,9 @@ func (r *report) writeText(w io.Writer) error {
 	}
 	if r.throughput() {
 		row("direct injector->sink", "%s", optText(r.DirectRate, "%.1f msg/s"))
+		if r.Direct != nil && r.Direct != r.Main {
+			row("  harness CPU per message", "%.0f us", r.Direct.HarnessCPUMicros)
+		}
 		row("delivered/s vs direct", "%s", optText(r.RatioPct, "%.1f%%"))
 	}
 	for _, p := range r.Profiles {
@@ -338,6 +354,7 @@ func writePhase(row func(k, f string, a ...any), s *phaseStats) {
 		row("accept->delivered", "%s", latencyText(s.AcceptToDelivered))
 	}
 	row("DATA->delivered (wall)", "%s", latencyText(s.SentToDelivered))
+	row("CPU per message", "mtad %s, harness (injector and sink) %.0f us", optText(s.MtadCPUMicros, "%.0f us"), s.HarnessCPUMicros)
 	if s.FirstRejection != "" {
 		row("first rejection", "%s", s.FirstRejection)
 	}

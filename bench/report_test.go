@@ -139,3 +139,18 @@ func TestReportVerdict(t *testing.T) {
 		t.Errorf("bad report: ok %v problems %v", r.OK, r.Problems)
 	}
 }
+
+func TestParseStatCPU(t *testing.T) {
+	// The command name may hold spaces and parentheses; utime 250 and
+	// stime 50 ticks are 3 s.
+	stat := "4242 (mt ad) x) S 1 4242 4242 0 -1 4194560 1000 0 0 0 250 50 0 0 20 0 9 0 100 1000 200\n"
+	got, err := parseStatCPU([]byte(stat))
+	if err != nil || got != 3*time.Second {
+		t.Fatalf("parseStatCPU = %v, %v; want 3s", got, err)
+	}
+	for _, bad := range []string{"", "4242 (mtad) S 1 2 3", "4242 (mtad) S 1 2 3 4 5 6 7 8 9 10 x 50 0"} {
+		if _, err := parseStatCPU([]byte(bad)); err == nil {
+			t.Errorf("parseStatCPU(%q): no error", bad)
+		}
+	}
+}

@@ -56,3 +56,38 @@ func TestNeverBlocksAndSafeAfterClose(t *testing.T) {
 	wg.Wait()
 	l.Write(Event{Event: Attempt})
 }
+
+// Events reach the writer without Close: within the flush interval, and
+// at once when a batch reaches a quarter of the buffer.
+func TestWritesWithoutClose(t *testing.T) {
+	var mu sync.Mutex
+	var buf bytes.Buffer
+	w := writerFunc(func(p []byte) (int, error) { mu.Lock(); defer mu.Unlock(); return buf.Write(p) })
+	lines := func() int { mu.Lock(); defer mu.Unlock(); return strings.Count(buf.String(), "\n") }
+	l := New(w, 4000, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	defer l.Close()
+	l.Write(Event{Event: Attempt})
+	waitLines(t, lines, 1, 20*flushEvery)
+	for range 1000 { // kickAt: the writer is woken before its tick
+		l.Write(Event{Event: Attempt})
+	}
+	waitLines(t, lines, 1001, 20*flushEvery)
+	if l.Dropped() != 0 {
+		t.Errorf("%d dropped", l.Dropped())
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+func waitLines(t *testing.T, lines func() int, want int, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for lines() < want {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d lines written after %v, want %d", lines(), within, want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -310,8 +310,10 @@ func (t *txn) fill(r messages.Reply) {
 // refuse checks tx against the server's extensions before anything is
 // sent; refused means every recipient gets r.
 func (c *Conn) refuse(tx Tx) (r messages.Reply, refused bool) {
-	if gap := c.requireTLSGap(); tx.RequireTLS && gap != "" {
-		return refusal(550, "5.7.30", ClassTLS, "REQUIRETLS support required: "+gap), true
+	if tx.RequireTLS {
+		if gap := c.requireTLSGap(); gap != "" {
+			return refusal(550, "5.7.30", ClassTLS, "REQUIRETLS support required: "+gap), true
+		}
 	}
 	if limit, ok := c.maxSize(); ok && tx.size() > limit {
 		return refusal(552, "5.3.4", ClassSize, fmt.Sprintf(

@@ -126,6 +126,20 @@ func events(t *testing.T, dir string) []deliverylog.Event {
 	return out
 }
 
+// waitEvent waits up to 5 s for an event of kind for rcpt in the delivery
+// log, which is written in batches every 50 ms, and returns the last one
+// (nil when none came).
+func waitEvent(t *testing.T, dir, kind, rcpt string) *deliverylog.Event {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if e := eventFor(events(t, dir), kind, rcpt); e != nil || time.Now().After(deadline) {
+			return e
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // eventFor finds the last event of kind for rcpt.
 func eventFor(evs []deliverylog.Event, kind, rcpt string) *deliverylog.Event {
 	for i := len(evs) - 1; i >= 0; i-- {

@@ -180,7 +180,7 @@ idle-timeout = "300ms"
 		t.Errorf("%d connections for %d messages: want reuse, at most 10 messages each", total, n)
 	}
 	waitFor(t, "idle connections closed", 5*time.Second, func() bool { return sink.Live() == 0 })
-	if evs := events(t, dir); eventFor(evs, "delivered", "r0@one.test") == nil {
+	if waitEvent(t, dir, "delivered", "r0@one.test") == nil {
 		t.Errorf("no delivered event for r0@one.test")
 	}
 }

@@ -91,7 +91,7 @@ route = "'relay'"
 	if attempts < 2 || attempts > 5 {
 		t.Errorf("%d deferred attempts in 4s with a 1s retry interval, want about 4", attempts)
 	}
-	if e := eventFor(events(t, dir), "failed", "slow@one.test"); e == nil || !strings.Contains(e.Reply, "expired") {
+	if e := waitEvent(t, dir, "failed", "slow@one.test"); e == nil || !strings.Contains(e.Reply, "expired") {
 		t.Errorf("no expiry in the delivery log: %+v", e)
 	}
 }
@@ -179,7 +179,7 @@ route = [ { if = "retry_num >= 1", then = "'backup'" }, { else = "'primary'" } ]
 		t.Fatal(err)
 	}
 	waitFor(t, "delivery through the backup", 10*time.Second, func() bool { return contains(backup.Rcpts(), "r@one.test") })
-	if e := eventFor(events(t, dir), "delivered", "r@one.test"); e == nil || e.Attempt != 2 {
+	if e := waitEvent(t, dir, "delivered", "r@one.test"); e == nil || e.Attempt != 2 {
 		t.Errorf("want delivery on attempt 2, got %+v", e)
 	}
 	if e := eventFor(events(t, dir), "deferred", "r@one.test"); e == nil || e.Code != 451 {
