@@ -91,3 +91,16 @@ func waitLines(t *testing.T, lines func() int, want int, within time.Duration) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// BenchmarkEncode is the cost of one typical line: a delivery.
+func BenchmarkEncode(b *testing.B) {
+	from := "sender@example.com"
+	e := Event{Time: time.Now(), Event: Delivered, MsgID: "00000000000a1b2c", Rcpt: "someone@example.net", Sender: &from,
+		Queue: "default", Domain: "example.net", Host: "mx1.example.net", IP: "192.0.2.10", Attempt: 1, Code: 250,
+		Enhanced: "2.0.0", Reply: "250 2.0.0 Ok: queued as 4XyZ", Size: 5120}
+	enc := json.NewEncoder(io.Discard)
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = enc.Encode(e)
+	}
+}
