@@ -67,6 +67,7 @@ type daemon struct {
 	listen    string
 	logPath   string
 	startedAt time.Time     // just before the exec
+	profiled  bool          // started with --pprof
 	exited    chan struct{} // closed once the process has exited
 	waitErr   error         // cmd.Wait's result; read only after exited is closed
 }
@@ -101,7 +102,8 @@ func startDaemon(spec daemonSpec) (*daemon, error) {
 	defer logf.Close() // the child has its own descriptor
 	cmd := exec.Command(spec.bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	d := &daemon{cmd: cmd, listen: listen, logPath: spec.logPath, startedAt: time.Now(), exited: make(chan struct{})}
+	d := &daemon{cmd: cmd, listen: listen, logPath: spec.logPath, profiled: spec.pprof != "",
+		startedAt: time.Now(), exited: make(chan struct{})}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start mtad: %w", err)
 	}

@@ -68,6 +68,8 @@ func (c *config) checkScenario() error {
 		return fmt.Errorf("-direct-only applies to -scenario throughput only")
 	case c.set["large-sizes"] && c.scenario != scenarioLarge:
 		return errors.New("-large-sizes applies to -scenario large only")
+	case c.set["pairs"] && c.scenario != scenarioFailures:
+		return errors.New("-pairs applies to -scenario failures only")
 	}
 	switch c.scenario {
 	case scenarioFailures:
@@ -87,6 +89,8 @@ func (c *config) checkFailures() error {
 		return errors.New("-scenario failures needs -temp-fail or -perm-fail above 0 (defaults 0.10 and 0.02)")
 	case c.dataDir != "":
 		return errors.New("-data-dir: -scenario failures gives each pass a fresh temporary data directory; drop -data-dir")
+	case c.pairs < 1:
+		return fmt.Errorf("-pairs %d: -scenario failures needs at least 1 pair of passes", c.pairs)
 	}
 	return nil
 }
@@ -257,12 +261,14 @@ type mtadEnd struct {
 	exit    string
 }
 
-// endMtad finishes the profiles, scrapes the journal metrics, reads the
-// peak RSS and stops d with SIGTERM. rss may be nil. It runs even when
+// endMtad finishes the profiles (when d is the profiled mtad), scrapes
+// the journal metrics, reads the peak RSS and stops d with SIGTERM. rss may be nil. It runs even when
 // ctx has ended, within its own bounds.
 func (r *rig) endMtad(ctx context.Context, d *daemon, rss *rssSampler) mtadEnd {
 	ctx = context.WithoutCancel(ctx)
-	r.rep.Profiles = append(r.rep.Profiles, r.prof.finish()...)
+	if d.profiled {
+		r.rep.Profiles = append(r.rep.Profiles, r.prof.finish()...)
+	}
 	var e mtadEnd
 	e.journal = scrapeJournal(ctx, r.mgmt)
 	if kib, err := d.peakRSS(); err == nil {
