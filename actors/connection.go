@@ -358,7 +358,7 @@ func (c *connectionActor) deliver(ctx actor.Context, j *messages.Job) {
 		replies := deliverJob(cctx, conn, journal, j, final)
 		t := conn.Target()
 		res := &messages.JobResult{Job: j, Replies: replies, Host: t.Host, IP: ipOf(t)}
-		_, res.RemoteDSN = conn.Extensions()["DSN"]
+		res.RemoteDSN = conn.Offers("DSN")
 		res.Local = conn.Local()
 		alive := conn.Alive()
 		box.put(conn)

@@ -16,7 +16,7 @@ type session interface {
 	Alive() bool
 	Close() error
 	Target() outbound.Target
-	Extensions() map[string]string
+	Offers(keyword string) bool // the server offered the EHLO keyword
 	Local() bool // delivered into a mailbox here: final delivery for DSNs
 }
 
@@ -56,7 +56,7 @@ func (s *maildirSession) Deliver(ctx context.Context, tx outbound.Tx) ([]message
 func (s *maildirSession) Alive() bool                   { return true }
 func (s *maildirSession) Close() error                  { return nil }
 func (s *maildirSession) Target() outbound.Target       { return outbound.Target{Host: "maildir"} }
-func (s *maildirSession) Extensions() map[string]string { return nil }
+func (s *maildirSession) Offers(string) bool { return false }
 func (s *maildirSession) Local() bool                   { return true }
 
 func ipOf(t outbound.Target) string {

@@ -70,6 +70,10 @@ func (c *Conn) LocalAddr() netip.AddrPort { return c.local }
 // it. It is empty after a HELO fallback.
 func (c *Conn) Extensions() map[string]string { return maps.Clone(c.ext) }
 
+// Offers reports whether the server offered the EHLO keyword (upper case),
+// without the copy Extensions makes.
+func (c *Conn) Offers(keyword string) bool { return c.has(keyword) }
+
 // Alive reports whether Deliver may still be called.
 func (c *Conn) Alive() bool { return c.dead == nil }
 

@@ -184,6 +184,9 @@ func TestExtensionsAndLocalAddr(t *testing.T) {
 	if ext["SIZE"] != "4096" || !hasKey(ext, "PIPELINING") || !hasKey(ext, "8BITMIME") {
 		t.Errorf("extensions = %v", ext)
 	}
+	if !c.Offers("PIPELINING") || c.Offers("pipelining") || c.Offers("XNOSUCH") {
+		t.Errorf("Offers disagrees with extensions %v", ext)
+	}
 	if c.LocalAddr().Addr() != opts.LocalAddr || c.LocalAddr().Port() == 0 {
 		t.Errorf("local address = %v", c.LocalAddr())
 	}
