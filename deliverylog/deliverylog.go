@@ -8,7 +8,6 @@ package deliverylog
 
 import (
 	"bufio"
-	"encoding/json"
 	"io"
 	"log/slog"
 	"sync"
@@ -163,7 +162,7 @@ func (l *Log) Close() {
 func (l *Log) run(w io.Writer) {
 	defer close(l.done)
 	bw := bufio.NewWriterSize(w, 64<<10)
-	enc := json.NewEncoder(bw)
+	var line []byte // reused: one event's line
 	t := time.NewTicker(flushEvery)
 	defer t.Stop()
 	var spare []Event
@@ -180,7 +179,11 @@ func (l *Log) run(w io.Writer) {
 		l.batch = spare[:0]
 		l.mu.Unlock()
 		for i := range batch {
-			if err := enc.Encode(batch[i]); err != nil {
+			var err error
+			if line, err = appendLine(line[:0], &batch[i]); err == nil {
+				_, err = bw.Write(line)
+			}
+			if err != nil {
 				l.logger.Error("delivery log write failed", "err", err)
 			}
 			batch[i] = Event{} // drop references to senders and metadata

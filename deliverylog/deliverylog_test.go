@@ -92,15 +92,32 @@ func waitLines(t *testing.T, lines func() int, want int, within time.Duration) {
 	}
 }
 
-// BenchmarkEncode is the cost of one typical line: a delivery.
-func BenchmarkEncode(b *testing.B) {
+// benchEvent is one typical line: a delivery.
+func benchEvent() Event {
 	from := "sender@example.com"
-	e := Event{Time: time.Now(), Event: Delivered, MsgID: "00000000000a1b2c", Rcpt: "someone@example.net", Sender: &from,
+	return Event{Time: time.Now(), Event: Delivered, MsgID: "00000000000a1b2c", Rcpt: "someone@example.net", Sender: &from,
 		Queue: "default", Domain: "example.net", Host: "mx1.example.net", IP: "192.0.2.10", Attempt: 1, Code: 250,
 		Enhanced: "2.0.0", Reply: "250 2.0.0 Ok: queued as 4XyZ", Size: 5120}
+}
+
+// BenchmarkEncode is the cost of one typical line with encoding/json, as
+// the writer encoded it before appendJSON: compare with BenchmarkAppendJSON.
+func BenchmarkEncode(b *testing.B) {
+	e := benchEvent()
 	enc := json.NewEncoder(io.Discard)
 	b.ReportAllocs()
 	for b.Loop() {
 		_ = enc.Encode(e)
+	}
+}
+
+// BenchmarkAppendJSON is the cost of one typical line as the writer
+// encodes it.
+func BenchmarkAppendJSON(b *testing.B) {
+	e := benchEvent()
+	var line []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		line, _ = appendLine(line[:0], &e)
 	}
 }
