@@ -110,6 +110,7 @@ func Start(deps Deps) (*Engine, error) {
 		actor.WithSupervisor(actor.NewOneForOneStrategy(10, time.Minute, restartDecider)))
 	root, err := system.Root.SpawnNamed(props, "root")
 	if err != nil {
+		d.workers.release()
 		return nil, fmt.Errorf("actors: spawn root: %w", err)
 	}
 	e := &Engine{system: system, root: root, deps: d}

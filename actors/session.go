@@ -17,7 +17,7 @@ type session interface {
 	Close() error
 	Target() outbound.Target
 	Offers(keyword string) bool // the server offered the EHLO keyword
-	Local() bool // delivered into a mailbox here: final delivery for DSNs
+	Local() bool                // delivered into a mailbox here: final delivery for DSNs
 }
 
 // netSession is an outbound SMTP/LMTP session.
@@ -53,11 +53,11 @@ func (s *maildirSession) Deliver(ctx context.Context, tx outbound.Tx) ([]message
 	return replies, nil
 }
 
-func (s *maildirSession) Alive() bool                   { return true }
-func (s *maildirSession) Close() error                  { return nil }
-func (s *maildirSession) Target() outbound.Target       { return outbound.Target{Host: "maildir"} }
-func (s *maildirSession) Offers(string) bool { return false }
-func (s *maildirSession) Local() bool                   { return true }
+func (s *maildirSession) Alive() bool             { return true }
+func (s *maildirSession) Close() error            { return nil }
+func (s *maildirSession) Target() outbound.Target { return outbound.Target{Host: "maildir"} }
+func (s *maildirSession) Offers(string) bool      { return false }
+func (s *maildirSession) Local() bool             { return true }
 
 func ipOf(t outbound.Target) string {
 	if !t.Addr.IsValid() {
