@@ -38,18 +38,18 @@ func (loopback) LookupIP(context.Context, string, resolver.IPOrder) ([]netip.Add
 }
 
 type harness struct {
-	t       *testing.T
+	t       testing.TB
 	engine  *Engine
 	journal *persistence.Journal
 }
 
-func newHarness(t *testing.T, relay string, extra string) *harness {
+func newHarness(t testing.TB, relay string, extra string) *harness {
 	t.Helper()
 	return newHarnessWith(t, relay, extra, nil)
 }
 
 // newHarnessWith is newHarness with tweak applied to the engine's Deps.
-func newHarnessWith(t *testing.T, relay string, extra string, tweak func(*Deps)) *harness {
+func newHarnessWith(t testing.TB, relay string, extra string, tweak func(*Deps)) *harness {
 	t.Helper()
 	host, port, _ := net.SplitHostPort(relay)
 	cfg, err := config.Parse("engine_test.toml", []byte(fmt.Sprintf(`
@@ -110,7 +110,7 @@ func (h *harness) submit(id string, rcpts ...string) messages.MsgID {
 	return env.ID
 }
 
-func waitUntil(t *testing.T, what string, d time.Duration, cond func() bool) {
+func waitUntil(t testing.TB, what string, d time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {

@@ -129,6 +129,14 @@ func (s *Sink) Txs() []Tx {
 	return append([]Tx(nil), s.txs...)
 }
 
+// Count returns how many transactions were accepted so far, without
+// copying them.
+func (s *Sink) Count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.txs)
+}
+
 // Rcpts returns every recipient delivered so far, in order.
 func (s *Sink) Rcpts() []string {
 	var out []string
