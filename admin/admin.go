@@ -12,13 +12,13 @@
 package admin
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
 	"time"
 
+	"github.com/mtad/mtad/internal/httpjson"
 	"github.com/mtad/mtad/messages"
 	"github.com/mtad/mtad/persistence"
 )
@@ -111,7 +111,7 @@ func (h *handler) list(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "reading the journal: "+err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, resp)
+	httpjson.Write(w, http.StatusOK, resp)
 }
 
 // show answers GET /api/v1/messages/{id}.
@@ -130,7 +130,7 @@ func (h *handler) show(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "reading the journal: "+err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, fullView(env))
+	httpjson.Write(w, http.StatusOK, fullView(env))
 }
 
 // summary answers GET /api/v1/summary.
@@ -148,7 +148,7 @@ func (h *handler) summary(w http.ResponseWriter, r *http.Request) {
 	if sr, ok := h.ctl.(SiteResolver); ok {
 		addSites(r.Context(), &s, sr)
 	}
-	writeJSON(w, http.StatusOK, s)
+	httpjson.Write(w, http.StatusOK, s)
 }
 
 // parseID reads a message id as messages.MsgID.String writes it.
@@ -166,13 +166,5 @@ type Error struct {
 }
 
 func writeError(w http.ResponseWriter, code int, msg string) {
-	writeJSON(w, code, Error{Error: msg})
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v) // the client went away; nothing to tell it
+	httpjson.Write(w, code, Error{Error: msg})
 }

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/mtad/mtad/internal/httpjson"
 	"github.com/mtad/mtad/messages"
 	"github.com/mtad/mtad/persistence"
 )
@@ -94,7 +95,7 @@ func (h *handler) retry(w http.ResponseWriter, r *http.Request) {
 	if len(ids) > 0 {
 		h.ctl.Retry(ids)
 	}
-	writeJSON(w, http.StatusOK, sel)
+	httpjson.Write(w, http.StatusOK, sel)
 }
 
 // retryVerdict takes a message when one of its pending recipients matches.
@@ -127,7 +128,7 @@ func (h *handler) cancel(w http.ResponseWriter, r *http.Request) {
 	if len(ids) > 0 {
 		h.ctl.Cancel(ids, req.Rcpt)
 	}
-	writeJSON(w, http.StatusOK, sel)
+	httpjson.Write(w, http.StatusOK, sel)
 }
 
 // cancelVerdict takes a message when every pending recipient the cancel
@@ -171,7 +172,7 @@ func (h *handler) suspend(suspended bool) http.HandlerFunc {
 			writeError(w, http.StatusNotFound, err.Error())
 			return
 		}
-		writeJSON(w, http.StatusOK, QueueState{Queue: name, Suspended: suspended})
+		httpjson.Write(w, http.StatusOK, QueueState{Queue: name, Suspended: suspended})
 	}
 }
 
@@ -190,7 +191,7 @@ func (h *handler) suspendDomain(sender, suspended bool) http.HandlerFunc {
 			writeError(w, http.StatusBadRequest, err.Error())
 			return
 		}
-		writeJSON(w, http.StatusOK, DomainState{Domain: d, Kind: kind, Suspended: suspended})
+		httpjson.Write(w, http.StatusOK, DomainState{Domain: d, Kind: kind, Suspended: suspended})
 	}
 }
 

@@ -116,12 +116,19 @@ func (r *rig) backlogPhases(ctx context.Context, l *ledger, s *sink, d *daemon, 
 	inject(ctx, l, d.listen, r.cfg.conc)
 	rss.setStage("waiting for the queue")
 	bs.QueueAtRelease, bs.QueueWaitSeconds = r.waitQueue(ctx, d, l.accepted.Load())
+	return r.releaseAndDrain(ctx, l, s, d, rss), rss
+}
+
+// releaseAndDrain takes the heap profile at the queue's peak, lets the
+// sink accept, and waits for the drain; it returns the release's clock
+// offset.
+func (r *rig) releaseAndDrain(ctx context.Context, l *ledger, s *sink, d *daemon, rss *rssSampler) int64 {
 	r.prof.writeHeap(ctx)
 	release := l.clock.now()
 	s.setDefer(false)
 	rss.setStage("draining")
 	waitDrain(ctx, l, d.exited, r.prof)
-	return release, rss
+	return release
 }
 
 // waitDrain is waitDelivered for a released sink: the CPU profile starts

@@ -138,37 +138,13 @@ func (r *rig) nextFailuresPass(ctx context.Context, fs *failuresStats, conf stri
 // failuresPass runs one pass on a fresh data directory, with its own
 // sink and ledger.
 func (r *rig) failuresPass(ctx context.Context, conf string, spec passSpec) (*passStats, error) {
-	cfg := r.cfg
-	p, err := newPlan(cfg.n, cfg.size, cfg.rcpts, cfg.domains, spec.temp, spec.perm)
+	l, st, end, err := r.measuredPass(ctx, passRun{size: r.cfg.size, temp: spec.temp, perm: spec.perm,
+		conf: conf, logName: fmt.Sprintf("mtad-%s-%d.log", spec.kind, spec.n),
+		label: spec.label(), judged: spec.label() + ": ", profiled: spec.profiled})
 	if err != nil {
 		return nil, err
 	}
-	l := newLedger(p)
-	s, err := startSink(cfg.sinkListen, l)
-	if err != nil {
-		return nil, err
-	}
-	defer s.close()
-	dataDir, removeData, err := r.dataDir(false)
-	if err != nil {
-		return nil, err
-	}
-	defer removeData()
-	var prof *profiler
-	if spec.profiled {
-		prof = r.prof
-	}
-	logName := fmt.Sprintf("mtad-%s-%d.log", spec.kind, spec.n)
-	d, err := r.startMtad(ctx, conf, dataDir, s.addr(), logName, prof != nil)
-	if err != nil {
-		return nil, err
-	}
-	defer d.stop() // a no-op once endMtad has stopped it
-	runPhase(ctx, l, d.listen, cfg.conc, r.env, spec.label(), d, prof)
-	end := r.endMtad(ctx, d, nil)
-	st := collect(l)
-	r.rep.judge(spec.label()+": ", &st)
-	ps := &passStats{Label: spec.label(), Phase: &st, Window: firstAttemptWindow(l),
+	ps := &passStats{Label: spec.label(), Phase: st, Window: firstAttemptWindow(l),
 		PeakRSSKiB: end.hwm, Journal: end.journal, Exit: end.exit}
 	ps.Deferred, ps.DeferredDelivered, ps.RetryDelay = retries(l)
 	return ps, nil

@@ -36,42 +36,18 @@ func runLarge(ctx context.Context, r *rig) error {
 
 // largePass runs -n messages of size bytes through a fresh mtad.
 func (r *rig) largePass(ctx context.Context, size int, profiled bool) (*largeStats, error) {
-	cfg := r.cfg
 	limit := int64(size) + largeSizeHeadroom // room for mtad's trace fields
 	ls := &largeStats{Size: size, MaxMessageSize: sizeKB(limit)}
 	conf, err := r.writeConf(ctx, fmt.Sprintf("%s-%d", scenarioLarge, size), mtadConf{maxMessageSize: limit})
 	if err != nil {
 		return nil, err
 	}
-	p, err := newPlan(cfg.n, size, cfg.rcpts, cfg.domains, 0, 0)
+	_, st, end, err := r.measuredPass(ctx, passRun{size: size, conf: conf, logName: fmt.Sprintf("mtad-%d.log", size),
+		label: fmt.Sprintf("large %s", sizeText(size)), judged: fmt.Sprintf("size %s: ", sizeText(size)), profiled: profiled})
 	if err != nil {
 		return nil, err
 	}
-	l := newLedger(p)
-	s, err := startSink(cfg.sinkListen, l)
-	if err != nil {
-		return nil, err
-	}
-	defer s.close()
-	dataDir, removeData, err := r.dataDir(false)
-	if err != nil {
-		return nil, err
-	}
-	defer removeData()
-	d, err := r.startMtad(ctx, conf, dataDir, s.addr(), fmt.Sprintf("mtad-%d.log", size), profiled)
-	if err != nil {
-		return nil, err
-	}
-	defer d.stop() // a no-op once endMtad has stopped it
-	var prof *profiler
-	if profiled {
-		prof = r.prof
-	}
-	runPhase(ctx, l, d.listen, cfg.conc, r.env, fmt.Sprintf("large %s", sizeText(size)), d, prof)
-	end := r.endMtad(ctx, d, nil)
-	st := collect(l)
-	r.rep.judge(fmt.Sprintf("size %s: ", sizeText(size)), &st)
-	ls.fill(&st, end)
+	ls.fill(st, end)
 	return ls, nil
 }
 

@@ -101,12 +101,7 @@ func (r *rig) probeAndDrain(ctx context.Context, l *ledger, s *sink, d *daemon, 
 		secs := took.Seconds()
 		rs.RestartTo250 = &secs
 	}
-	r.prof.writeHeap(ctx)
-	release := l.clock.now()
-	s.setDefer(false)
-	rss.setStage("draining")
-	waitDrain(ctx, l, d.exited, r.prof)
-	return release, rss
+	return r.releaseAndDrain(ctx, l, s, d, rss), rss
 }
 
 // probe sends message id to d every probeInterval until one is accepted,

@@ -316,3 +316,52 @@ func (r *report) writeScenario(row func(k, f string, a ...any)) {
 		ls.rows(row)
 	}
 }
+
+// passRun is one measured pass of a scenario: its messages (-n of size
+// bytes, with the sink failing the temp and perm shares), the mtad
+// configuration and log it runs with, the label of its progress and the
+// prefix of its problems, and whether mtad is profiled.
+type passRun struct {
+	size          int
+	temp, perm    float64
+	conf, logName string
+	label, judged string
+	profiled      bool
+}
+
+// measuredPass runs one pass against a fresh mtad on a fresh data
+// directory, with its own sink and ledger: it injects, waits for the
+// deliveries, stops mtad and judges the phase. The ledger is returned for
+// the scenario's own measures.
+func (r *rig) measuredPass(ctx context.Context, pr passRun) (*ledger, *phaseStats, mtadEnd, error) {
+	cfg := r.cfg
+	p, err := newPlan(cfg.n, pr.size, cfg.rcpts, cfg.domains, pr.temp, pr.perm)
+	if err != nil {
+		return nil, nil, mtadEnd{}, err
+	}
+	l := newLedger(p)
+	s, err := startSink(cfg.sinkListen, l)
+	if err != nil {
+		return nil, nil, mtadEnd{}, err
+	}
+	defer s.close()
+	dataDir, removeData, err := r.dataDir(false)
+	if err != nil {
+		return nil, nil, mtadEnd{}, err
+	}
+	defer removeData()
+	d, err := r.startMtad(ctx, pr.conf, dataDir, s.addr(), pr.logName, pr.profiled)
+	if err != nil {
+		return nil, nil, mtadEnd{}, err
+	}
+	defer d.stop() // a no-op once endMtad has stopped it
+	var prof *profiler
+	if pr.profiled {
+		prof = r.prof
+	}
+	runPhase(ctx, l, d.listen, cfg.conc, r.env, pr.label, d, prof)
+	end := r.endMtad(ctx, d, nil)
+	st := collect(l)
+	r.rep.judge(pr.judged, &st)
+	return l, &st, end, nil
+}

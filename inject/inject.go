@@ -2,7 +2,6 @@ package inject
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/mtad/mtad/internal/httpjson"
 	"github.com/mtad/mtad/messages"
 	"github.com/mtad/mtad/submission"
 )
@@ -366,7 +366,7 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, env *messages.E
 		return
 	}
 	log.Debug("message accepted", "from", from, "rcpts", n, "size", len(body), "source", "http")
-	writeJSON(w, http.StatusAccepted, Response{ID: id.String(), Accepted: n,
+	httpjson.Write(w, http.StatusAccepted, Response{ID: id.String(), Accepted: n,
 		Rejected: len(results) - n, Recipients: results})
 }
 
@@ -470,13 +470,5 @@ func (h *Handler) fail(w http.ResponseWriter, err error) {
 	if rf.status == http.StatusTooManyRequests || rf.status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", strconv.Itoa(int(h.cfg.RetryAfter.Round(time.Second)/time.Second)))
 	}
-	writeJSON(w, rf.status, ErrorResponse{Error: rf.text, Code: rf.code, Enhanced: rf.enhanced, Recipients: rf.rcpts})
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v) // the client went away; nothing to tell it
+	httpjson.Write(w, rf.status, ErrorResponse{Error: rf.text, Code: rf.code, Enhanced: rf.enhanced, Recipients: rf.rcpts})
 }

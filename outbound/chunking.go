@@ -62,13 +62,7 @@ func (t *txn) sendChunked() (bool, *Error) {
 	}
 	rset := false
 	if e := c.step(t.ctx, StageData, c.opts.Timeouts.Data, func() error {
-		rset = c.queueReset()
-		c.wire.queue(c.mailLine(t.tx))
-		for _, r := range t.tx.Rcpts {
-			if !badAddr(r.Addr) {
-				c.wire.queue(c.rcptLine(r))
-			}
-		}
+		rset = c.queueEnvelope(t.tx)
 		c.wire.queue("BDAT " + strconv.FormatInt(t.tx.Size, 10) + " LAST")
 		c.wire.w.W.Write(body)
 		return c.wire.flush()
@@ -76,26 +70,12 @@ func (t *txn) sendChunked() (bool, *Error) {
 		t.fill(e.Reply())
 		return false, e
 	}
-	mailErr := c.step(t.ctx, StageMail, c.opts.Timeouts.MailFrom, func() error {
-		if rset {
-			if err := c.readReset(); err != nil {
-				return err
-			}
-		}
-		_, err := c.wire.reply(250)
-		return err
-	})
-	if mailErr != nil {
-		t.fill(mailErr.Reply())
-		if mailErr.fatal() {
-			return false, mailErr
-		}
-	}
-	if e := t.rcptReplies(mailErr != nil); e != nil {
+	mailErr, e := t.envelopeReplies(func() error { return c.mailReply(rset) })
+	if e != nil {
 		return false, e
 	}
 	var text string
-	e := c.step(t.ctx, StageData, c.opts.Timeouts.Data, func() error {
+	e = c.step(t.ctx, StageData, c.opts.Timeouts.Data, func() error {
 		var err error
 		text, err = c.wire.reply(250)
 		return err

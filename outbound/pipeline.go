@@ -41,39 +41,62 @@ func (c *Conn) pipelining(tx Tx) bool {
 // is bounded by their sum, as lock-step is.
 func (t *txn) sendPipelined() (bool, *Error) {
 	c := t.c
-	mailErr := c.step(t.ctx, StageMail, c.opts.Timeouts.MailFrom, func() error {
-		rset := c.queueReset()
-		c.wire.queue(c.mailLine(t.tx))
-		for _, r := range t.tx.Rcpts {
-			if !badAddr(r.Addr) {
-				c.wire.queue(c.rcptLine(r))
-			}
-		}
+	mailErr, e := t.envelopeReplies(func() error {
+		rset := c.queueEnvelope(t.tx)
 		c.wire.queue("DATA")
 		if err := c.wire.flush(); err != nil {
 			return err
 		}
-		if rset {
-			if err := c.readReset(); err != nil {
-				return err
-			}
-		}
-		_, err := c.wire.reply(250)
-		return err
+		return c.mailReply(rset)
 	})
-	if mailErr != nil {
-		t.fill(mailErr.Reply())
-		if mailErr.fatal() {
-			return false, mailErr
-		}
-	}
-	if e := t.rcptReplies(mailErr != nil); e != nil {
+	if e != nil {
 		return false, e
 	}
 	if mailErr == nil && len(t.accepted) > 0 {
 		return t.data(t.read354)
 	}
 	return false, t.abandonData()
+}
+
+// queueEnvelope queues the start of a pipelined group: the RSET a failed
+// transaction left pending (reporting whether there was one), MAIL and
+// the RCPT of each recipient with a usable address.
+func (c *Conn) queueEnvelope(tx Tx) (rset bool) {
+	rset = c.queueReset()
+	c.wire.queue(c.mailLine(tx))
+	for _, r := range tx.Rcpts {
+		if !badAddr(r.Addr) {
+			c.wire.queue(c.rcptLine(r))
+		}
+	}
+	return rset
+}
+
+// mailReply reads the reply to the queued RSET, if there was one, then
+// MAIL's.
+func (c *Conn) mailReply(rset bool) error {
+	if rset {
+		if err := c.readReset(); err != nil {
+			return err
+		}
+	}
+	_, err := c.wire.reply(250)
+	return err
+}
+
+// envelopeReplies runs mail, the step that ends with MAIL's reply, under
+// the MAIL timeout, then reads the RCPT replies. A refused MAIL fails
+// every recipient (mailErr); a fatal error ends the transaction (e).
+func (t *txn) envelopeReplies(mail func() error) (mailErr, e *Error) {
+	c := t.c
+	mailErr = c.step(t.ctx, StageMail, c.opts.Timeouts.MailFrom, mail)
+	if mailErr != nil {
+		t.fill(mailErr.Reply())
+		if mailErr.fatal() {
+			return mailErr, mailErr
+		}
+	}
+	return mailErr, t.rcptReplies(mailErr != nil)
 }
 
 // rcptReplies reads the reply to each RCPT sent. After a rejected MAIL

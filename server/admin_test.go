@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"testing"
 	"time"
@@ -68,13 +69,17 @@ token = "s3cret"
 	}
 }
 
-// apiGet fetches url with the bearer token (none when ""), decodes a 200
-// into out and returns the status code.
-func apiGet(t *testing.T, url, token string, out any) int {
+// apiRequest sends a request to the management API with the bearer token
+// (none when ""), and a JSON body unless body is nil; the caller closes
+// the response's body.
+func apiRequest(t *testing.T, method, url, token string, body io.Reader) *http.Response {
 	t.Helper()
-	req, err := http.NewRequest("GET", url, nil)
+	req, err := http.NewRequest(method, url, body)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -83,6 +88,14 @@ func apiGet(t *testing.T, url, token string, out any) int {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return resp
+}
+
+// apiGet fetches url with the bearer token (none when ""), decodes a 200
+// into out and returns the status code.
+func apiGet(t *testing.T, url, token string, out any) int {
+	t.Helper()
+	resp := apiRequest(t, "GET", url, token, nil)
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusOK && out != nil {
 		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {

@@ -3,7 +3,6 @@ package server
 import (
 	"encoding/json"
 	"io"
-	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -33,12 +32,7 @@ token = "t"
 	api := "http://" + s.ManagementAddr().String() + "/api/v1"
 	post := func(path string) string {
 		t.Helper()
-		req, _ := http.NewRequest("POST", api+path, nil)
-		req.Header.Set("Authorization", "Bearer t")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
+		resp := apiRequest(t, "POST", api+path, "t", nil)
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
 		if resp.StatusCode != 200 {

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -44,15 +43,7 @@ token = "s3cret"
 	url := "http://" + s.ManagementAddr().String() + "/api/v1/inject"
 	post := func(token, body string) (int, map[string]any) {
 		t.Helper()
-		req, _ := http.NewRequest("POST", url, bytes.NewBufferString(body))
-		req.Header.Set("Content-Type", "application/json")
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
+		resp := apiRequest(t, "POST", url, token, strings.NewReader(body))
 		defer resp.Body.Close()
 		var out map[string]any
 		_ = json.NewDecoder(resp.Body).Decode(&out)

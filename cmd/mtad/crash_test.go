@@ -63,6 +63,21 @@ func startDaemon(t *testing.T, bin string, args ...string) *daemon {
 	return d
 }
 
+// terminate sends SIGTERM and waits up to 30 s for the process to exit,
+// failing the test if it does not; it returns the exit code.
+func (d *daemon) terminate(t *testing.T) int {
+	t.Helper()
+	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-d.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("mtad did not stop on SIGTERM")
+	}
+	return d.cmd.ProcessState.ExitCode()
+}
+
 type lockedWriter struct {
 	mu sync.Mutex
 	w  io.Writer

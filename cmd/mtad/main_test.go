@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -61,15 +60,7 @@ func TestSecondInstanceRefused(t *testing.T) {
 	if d2.cmd.ProcessState.ExitCode() == 0 || !strings.Contains(d2.stderr.String(), "in use by another mtad") {
 		t.Errorf("second mtad: exit %d, stderr %q", d2.cmd.ProcessState.ExitCode(), d2.stderr)
 	}
-	if err := d1.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-d1.done:
-	case <-time.After(30 * time.Second):
-		t.Fatal("mtad did not stop on SIGTERM")
-	}
-	if code := d1.cmd.ProcessState.ExitCode(); code != 0 {
+	if code := d1.terminate(t); code != 0 {
 		t.Errorf("mtad exit code %d after SIGTERM, want 0; stderr:\n%s", code, d1.stderr)
 	}
 }

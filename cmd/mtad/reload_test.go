@@ -64,15 +64,7 @@ func TestSIGHUPReloads(t *testing.T) {
 		t.Errorf("the refusal does not name the key:\n%s", d.logText())
 	}
 	waitListening(t, d, addr) // still serving
-	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-d.done:
-	case <-time.After(30 * time.Second):
-		t.Fatal("mtad did not stop on SIGTERM")
-	}
-	if code := d.cmd.ProcessState.ExitCode(); code != 0 {
+	if code := d.terminate(t); code != 0 {
 		t.Errorf("exit code %d after SIGTERM; log:\n%s", code, d.logText())
 	}
 }
