@@ -38,6 +38,27 @@ type trackedConn struct {
 	// away or timed out (see Read).
 	readFailed atomic.Bool
 
+	// bulk is set while a message body is received: reads from the socket
+	// then fill a read-ahead buffer of readAheadSize (see Read).
+	bulk atomic.Bool
+	// The fields below are touched by the connection's reading goroutine
+	// only (go-smtp's, which runs Data for DATA).
+	//
+	// ahead holds bytes read from the socket and not yet handed on,
+	// ahead[aheadPos:aheadEnd]; nil when there are none.
+	ahead              *[]byte
+	aheadPos, aheadEnd int
+	aheadErr           error // the error of the read that filled ahead, given after its bytes
+	// capture, when set, is a message to read from the socket at the next
+	// Read (fastdata.go); prefix is handed on before anything else, and
+	// endless has every Read return bytes without a line end.
+	capture *dataCapture
+	prefix  []byte
+	endless bool
+	// last is the last byte Read handed on: a capture runs only after a
+	// line end (fastdata.go).
+	last byte
+
 	mu      sync.Mutex // guards busy, closing and tls
 	busy    bool
 	closing bool      // told 421, closed or logged out: no new transaction
@@ -68,12 +89,130 @@ func (c *trackedConn) Close() error {
 	return c.Conn.Close()
 }
 
+// readAheadSize is the read-ahead of a connection receiving a body.
+const readAheadSize = 32 << 10
+
+// readAheads holds the read-ahead buffers; a connection holds one only
+// while it has bytes in it, so idle connections cost nothing.
+var readAheads = sync.Pool{New: func() any { b := make([]byte, readAheadSize); return &b }}
+
+// Read reads from the socket, through a read-ahead buffer while a body is
+// received (bulk). go-smtp reads through a 4 KiB bufio.Reader, so a body
+// would take a read system call every 4 KiB; with the read-ahead it takes
+// one per 32 KiB, or per segment the client's writes arrive in. Bytes
+// read ahead are always handed on first and in order, whatever bulk says
+// by then, so the stream go-smtp sees is the socket's. Bulk is off outside
+// a body (with BDAT, from the first chunk to the end of the last), so what
+// a client sends in clear after STARTTLS is not read ahead: go-smtp
+// discards it (RFC 3207 section 4.2, TestSTARTTLSResets).
+// Only a client that pipelines STARTTLS and more behind a message's end
+// gets that "more" read ahead and fed to the TLS handshake, which fails
+// on it: never read as a command.
+//
 // Read marks the first failed read. go-smtp v0.25.1 ends a BDAT chunk that
 // the client cut short, by closing the connection, as if it were whole:
 // it copies the chunk from an io.LimitReader, which reports a short read
 // at EOF as success. session.Data checks readFailed before it journals,
 // so such a message is dropped, not delivered truncated.
 func (c *trackedConn) Read(p []byte) (int, error) {
+	n, err := c.readOn(p)
+	if n > 0 {
+		c.last = p[n-1]
+	}
+	return n, err
+}
+
+func (c *trackedConn) readOn(p []byte) (int, error) {
+	if cp := c.capture; cp != nil {
+		c.capture = nil
+		// go-smtp asks for bytes with its reader at the start of a line
+		// only if what it was last handed ends one; after a "." or ".\r"
+		// it had buffered, it is in the middle of a dot, and reads on.
+		if c.last == '\n' {
+			if err := cp.run(c); err != nil {
+				return 0, err
+			}
+		}
+	}
+	if len(c.prefix) > 0 {
+		n := copy(p, c.prefix)
+		c.prefix = c.prefix[n:]
+		return n, nil
+	}
+	if c.endless {
+		for i := range p {
+			p[i] = 'x'
+		}
+		return len(p), nil
+	}
+	if c.ahead != nil {
+		n := copy(p, (*c.ahead)[c.aheadPos:c.aheadEnd])
+		c.consumed(n)
+		if c.ahead != nil {
+			return n, nil
+		}
+		err := c.aheadErr
+		c.aheadErr = nil
+		return n, err
+	}
+	if err := c.aheadErr; err != nil {
+		// read with the last bytes a capture took
+		c.aheadErr = nil
+		return 0, err
+	}
+	if !c.bulk.Load() || len(p) >= readAheadSize {
+		return c.read(p)
+	}
+	bp := readAheads.Get().(*[]byte)
+	m, err := c.read(*bp)
+	n := copy(p, (*bp)[:m])
+	if n == m {
+		readAheads.Put(bp)
+		return n, err
+	}
+	c.ahead, c.aheadPos, c.aheadEnd, c.aheadErr = bp, n, m, err
+	return n, nil
+}
+
+// nextRaw returns the next bytes of the stream, not yet handed on: what
+// was read ahead, else a read from the socket (with a deadline timeout
+// away, if not 0) into a read-ahead buffer. consumed says how many were
+// used; the rest is handed on later.
+func (c *trackedConn) nextRaw(timeout time.Duration) ([]byte, error) {
+	if c.ahead != nil {
+		return (*c.ahead)[c.aheadPos:c.aheadEnd], nil
+	}
+	if err := c.aheadErr; err != nil {
+		c.aheadErr = nil
+		return nil, err
+	}
+	if timeout > 0 {
+		c.Conn.SetReadDeadline(time.Now().Add(timeout))
+	}
+	bp := readAheads.Get().(*[]byte)
+	m, err := c.read(*bp)
+	if m == 0 {
+		readAheads.Put(bp)
+		if err == nil {
+			err = io.ErrNoProgress
+		}
+		return nil, err
+	}
+	c.ahead, c.aheadPos, c.aheadEnd, c.aheadErr = bp, 0, m, err
+	return (*bp)[:m], nil
+}
+
+// consumed marks n bytes of the read-ahead handed on, and lets the buffer
+// go when they were the last (an error read with them stays in aheadErr).
+func (c *trackedConn) consumed(n int) {
+	c.aheadPos += n
+	if c.aheadPos >= c.aheadEnd {
+		readAheads.Put(c.ahead)
+		c.ahead = nil
+	}
+}
+
+func (c *trackedConn) read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	if err != nil {
 		c.readFailed.Store(true)

@@ -217,3 +217,33 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestPipelinedAfterBody: commands a client pipelines behind the end of a
+// body read ahead with it (trackedConn.Read) are run, in order, and both
+// bodies arrive whole.
+func TestPipelinedAfterBody(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxMessageSize = 1 << 20
+	h := start(t, cfg)
+	c := h.raw(true)
+	first := strings.Repeat("first line of the first message\r\n", 3000) // about 100 KiB
+	second := "Subject: second\r\n\r\nsecond\r\n"
+	c.expect("MAIL FROM:<a@sender.example>", "250 ")
+	c.expect("RCPT TO:<b@local.test>", "250 ")
+	c.expect("DATA", "354 ")
+	c.send(first + ".\r\nMAIL FROM:<c@sender.example>\r\nRCPT TO:<d@local.test>\r\nDATA\r\n")
+	for _, want := range []string{"250 2.0.0 Ok: queued as ", "250 ", "250 ", "354 "} {
+		if r := c.cmd(""); !strings.HasPrefix(r, want) {
+			t.Fatalf("got %q, want %q...", r, want)
+		}
+	}
+	c.send(second + ".\r\n")
+	c.expect("", "250 2.0.0 Ok: queued as ")
+	msgs := checkAccepted(t, h, 2)
+	if got := bodyAfterReceived(t, msgs[0].body); got != first {
+		t.Errorf("first body: %d bytes, want %d", len(got), len(first))
+	}
+	if got := bodyAfterReceived(t, msgs[1].body); got != second || msgs[1].env.From != "c@sender.example" {
+		t.Errorf("second message: from %q, body %q", msgs[1].env.From, got)
+	}
+}

@@ -164,6 +164,9 @@ type Server struct {
 	mu        sync.Mutex // guards listeners and conns
 	listeners []*listener
 	conns     map[*trackedConn]struct{}
+
+	captured atomic.Int64 // messages read from the socket (fastdata.go)
+	slowData atomic.Bool  // tests: read every message through go-smtp
 }
 
 // New builds a Server; it serves nothing until Serve. A nil log discards.

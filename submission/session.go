@@ -306,19 +306,42 @@ var dataBuffers = sync.Pool{New: func() any { b := make([]byte, dataBuffer); ret
 
 // receive writes the Received header, then the message read from r with
 // its line ends normalized (eolWriter), to body, and returns the bytes
-// written. It holds no more of the message than one dataBuffer; the size
-// limit is go-smtp's, whose reader fails past MaxMessageBytes.
+// written. A message sent with DATA in plain text is read from the socket
+// (fastdata.go), any other through r. It holds no more of the message
+// than one read buffer (32 KiB); a body of MaxMessageBytes or more is
+// refused, by go-smtp's reader or the capture alike.
 func (s *session) receive(body io.Writer, hdr string, r io.Reader) (int64, error) {
 	cw := &countingWriter{w: body}
 	if _, err := io.WriteString(cw, hdr); err != nil {
 		return 0, err
 	}
 	ew := &eolWriter{w: cw}
+	if s.capturable(r) {
+		captured, src, err := s.receiveCaptured(ew, r)
+		if err != nil {
+			return 0, err
+		}
+		if captured {
+			return s.closeBody(ew, cw)
+		}
+		r = src
+	}
 	buf := dataBuffers.Get().(*[]byte)
 	defer dataBuffers.Put(buf)
+	if s.tc != nil {
+		// The body is read ahead from the socket (trackedConn.Read);
+		// what follows it is read as usual.
+		s.tc.bulk.Store(true)
+		defer s.tc.bulk.Store(false)
+	}
 	if _, err := io.CopyBuffer(ew, s.bodyReader(r), *buf); err != nil {
 		return 0, err
 	}
+	return s.closeBody(ew, cw)
+}
+
+// closeBody ends the body written through ew and cw; it returns its size.
+func (s *session) closeBody(ew *eolWriter, cw *countingWriter) (int64, error) {
 	if err := ew.Close(); err != nil {
 		return 0, err
 	}
@@ -382,6 +405,10 @@ func (s *session) dataError(log *slog.Logger, err error) error {
 		return errMessageTooBig
 	case errors.Is(err, smtp.ErrTooLongLine):
 		return errLineTooLong
+	}
+	if errors.Is(err, errCaptureOutOfStep) {
+		log.Error("message not received", "error", err)
+		return errTempFailure
 	}
 	log.Debug("message not received", "error", err)
 	return errTempFailure
