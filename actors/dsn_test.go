@@ -37,6 +37,11 @@ func (s *slowJournal) Update(id messages.MsgID, r []messages.Recipient) error {
 	return s.Journal.Update(id, r)
 }
 
+func (s *slowJournal) Defer(id messages.MsgID, r []messages.Recipient) error {
+	time.Sleep(100 * time.Millisecond)
+	return s.Journal.Defer(id, r)
+}
+
 func (s *slowJournal) Finish(id messages.MsgID, n int) error {
 	time.Sleep(100 * time.Millisecond)
 	return s.Journal.Finish(id, n)

@@ -28,6 +28,7 @@ type Journal interface {
 	Accept(env *messages.Envelope, body []byte) error
 	bodySource // Body (DSNs) and OpenBody (delivery); see connection.go
 	Update(id messages.MsgID, rcpts []messages.Recipient) error
+	Defer(id messages.MsgID, rcpts []messages.Recipient) error // Update, not synced: deferrals only
 	Finish(id messages.MsgID, nrcpts int) error
 	FinishSized(id messages.MsgID, nrcpts int, size int64) error
 	Get(id messages.MsgID) (*messages.Envelope, error)

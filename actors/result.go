@@ -181,6 +181,10 @@ func (q *queueActor) write(ctx actor.Context, m *qmsg, p *persisted) {
 	}
 	self, sys, j, log := ctx.Self(), ctx.ActorSystem().Root, q.deps.Journal, q.deps.Logger
 	root, req := ctx.Parent(), q.dsnJob(m, p)
+	// A write that only defers recipients again is not synced (Defer): a
+	// crash that lost it would have them tried again sooner, nothing
+	// more. Final states, notices and moves are synced.
+	deferOnly := !finish && req == nil && len(p.moved) == 0 && !anyFinal(states)
 	q.deps.workers.Go(func() {
 		var notice *messages.Envelope
 		if req != nil {
@@ -201,9 +205,12 @@ func (q *queueActor) write(ctx actor.Context, m *qmsg, p *persisted) {
 			}
 		}
 		var err error
-		if finish {
+		switch {
+		case finish:
 			err = j.FinishSized(id, n, size)
-		} else {
+		case deferOnly:
+			err = j.Defer(id, states)
+		default:
 			err = j.Update(id, states)
 		}
 		if err != nil {
@@ -306,6 +313,16 @@ func (q *queueActor) handOver(ctx actor.Context, m *qmsg, moved []uint32) {
 		}
 	}
 	m.mine = kept
+}
+
+// anyFinal reports whether one of rcpts is delivered or failed.
+func anyFinal(rcpts []messages.Recipient) bool {
+	for i := range rcpts {
+		if rcpts[i].Status.Final() {
+			return true
+		}
+	}
+	return false
 }
 
 // allFinal reports whether every recipient this queue owns is final.

@@ -68,10 +68,10 @@ var (
 		Name: "mtad_dns_cache_lookups_total",
 		Help: "DNS resolver cache lookups by result: hit (answered from the cache, negative answers included) or miss (asked a nameserver).",
 	}, []string{"result"})
-	// JournalCommit observes synced journal commits.
+	// JournalCommit observes journal commits.
 	JournalCommit = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "mtad_journal_commit_seconds",
-		Help:    "Latency of synced journal commits, by operation (accept, update, finish).",
+		Help:    "Latency of journal commits, by operation: accept, update and finish are synced; defer (a recipient deferred again) is not.",
 		Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 12), // 100 µs .. about 6 s
 	}, []string{"op"})
 )

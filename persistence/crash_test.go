@@ -51,6 +51,14 @@ func TestCrashHelperProcess(t *testing.T) {
 					os.Exit(1)
 				}
 				say("accepted", env.ID)
+				if env.ID%3 == 1 {
+					deferred(env)
+					if err := j.Defer(env.ID, env.Rcpts[1:2]); err != nil {
+						fmt.Println("error:", err)
+						os.Exit(1)
+					}
+					say("deferred", env.ID)
+				}
 				if env.ID%3 != 0 {
 					continue
 				}
@@ -82,6 +90,15 @@ func TestCrashHelperProcess(t *testing.T) {
 	select {}
 }
 
+// deferred changes env as the helper's Defer does: its second recipient
+// tried again later.
+func deferred(env *messages.Envelope) {
+	env.Rcpts[1].Status = messages.StatusPending
+	env.Rcpts[1].Attempts = 7
+	env.Rcpts[1].NextAttempt = time.Date(2026, 11, 29, 8, 0, 0, 0, time.UTC)
+	env.Rcpts[1].LastReply = messages.Reply{Code: 451, Enhanced: "4.7.1", Text: "later"}
+}
+
 // streamedSize is the size of the body the helper streams for id.
 func streamedSize(id messages.MsgID) int {
 	return []int{100, bodyChunkSize + 5, 3*bodyChunkSize + 7}[id%3]
@@ -90,7 +107,10 @@ func streamedSize(id messages.MsgID) int {
 // TestCrashKeepsCommitted kills a process that is committing with SIGKILL
 // and checks that every message it was told was accepted is in the
 // journal unless a Finish of it had started, and every one it was told was
-// finished is not.
+// finished is not. A Defer is not synced, and Pebble writes its WAL in
+// the background, so the kill may take one back: a message it was told
+// was deferred has its state from before the Defer or from after it,
+// whole.
 func TestCrashKeepsCommitted(t *testing.T) {
 	dir := t.TempDir()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashHelperProcess$")
@@ -106,11 +126,16 @@ func TestCrashKeepsCommitted(t *testing.T) {
 
 	j := openT(t, dir)
 	present := make(map[messages.MsgID]bool)
+	kept := 0 // messages with their deferred state
 	for _, env := range loadAll(t, j) {
 		present[env.ID] = true
 		want := sampleEnvelope(env.ID)
 		if env.Size == int64(streamedSize(env.ID)) {
 			want.Size = env.Size // AcceptBody journals the body's size
+		}
+		if env.Rcpts[1].Attempts == 7 {
+			deferred(want)
+			kept++
 		}
 		checkEqual(t, env, want)
 		// A message committed just before the kill was not reported:
@@ -137,8 +162,8 @@ func TestCrashKeepsCommitted(t *testing.T) {
 			t.Errorf("message %v was finished but is back", id)
 		}
 	}
-	t.Logf("%d accepted (%d streamed), %d finished, %d in the journal",
-		len(r["accepted"]), len(r["streamed"]), len(r["finished"]), len(present))
+	t.Logf("%d accepted (%d streamed), %d deferred (%d kept), %d finished, %d in the journal",
+		len(r["accepted"]), len(r["streamed"]), len(r["deferred"]), kept, len(r["finished"]), len(present))
 }
 
 // checkNoOrphans checks that every body record has an envelope and no
@@ -168,7 +193,7 @@ func checkNoOrphans(t *testing.T, j *Journal) {
 // it with SIGKILL and reads the rest of what it wrote.
 func readUntilKilled(t *testing.T, cmd *exec.Cmd, s *bufio.Scanner, n int) map[string]map[messages.MsgID]bool {
 	reports := map[string]map[messages.MsgID]bool{
-		"accepted": {}, "finishing": {}, "finished": {}, "streamed": {},
+		"accepted": {}, "finishing": {}, "finished": {}, "streamed": {}, "deferred": {},
 	}
 	deadline := time.AfterFunc(30*time.Second, func() { cmd.Process.Kill() })
 	defer deadline.Stop()

@@ -13,9 +13,11 @@
 // committed a chunk at a time without a sync; AcceptBody's synced batch,
 // which holds the last chunk and the envelope, makes the earlier chunks
 // durable with it (see AcceptBody for why), and chunks whose message never
-// got its envelope are deleted by the next Open. Reply 250 only after
-// Accept or AcceptBody returned; act on a delivery result only after the
-// Update that records it returned. A read (Body,
+// got its envelope are deleted by the next Open. Defer is Update without
+// the sync, for recipients deferred again: a crash may take it back (they
+// are then tried again sooner) until a later synced write makes it
+// durable. Reply 250 only after Accept or AcceptBody returned; act on a
+// delivery result only after the Update that records it returned. A read (Body,
 // Load, Stats) may see a batch that another goroutine committed but whose
 // sync has not finished: do not act on data whose own write has not
 // returned.
@@ -26,7 +28,7 @@
 // # Who may call what
 //
 // Open returns a Journal that is safe for concurrent use. Accept,
-// AcceptBody, Update, Finish, NewBody, OpenBody, Body, BodyPrefix, Stats,
+// AcceptBody, Update, Defer, Finish, NewBody, OpenBody, Body, BodyPrefix, Stats,
 // WriteStats and NextID may be called from any number of goroutines at
 // once (a BodyWriter or BodyReader itself belongs to one goroutine);
 // concurrent Accept, AcceptBody, Update and Finish calls share fsyncs

@@ -207,6 +207,24 @@ func (j *Journal) accept(env *messages.Envelope, body func(*pebble.Batch)) error
 // survives a crash. It returns an error wrapping ErrNotFound if the
 // message is not in the journal.
 func (j *Journal) Update(id messages.MsgID, rcpts []messages.Recipient) error {
+	return j.update(id, rcpts, "update", pebble.Sync)
+}
+
+// Defer is Update without a sync: when it returns, the new state is what
+// every read of the journal sees, but a crash (of the process too: Pebble
+// writes unsynced batches to its WAL in the background) may take it back
+// until the next synced write of any message, which makes it durable with
+// itself. The batch stays atomic: after a crash the recipients have their
+// old states or their new ones. Defer is for states whose loss costs a
+// repeat and nothing else: recipients deferred again, whose attempt
+// count, next attempt time and last reply, lost, have them tried again
+// sooner. Never use it for a final state, a move to another queue, or a
+// state a notice was sent for.
+func (j *Journal) Defer(id messages.MsgID, rcpts []messages.Recipient) error {
+	return j.update(id, rcpts, "defer", pebble.NoSync)
+}
+
+func (j *Journal) update(id messages.MsgID, rcpts []messages.Recipient, op string, sync *pebble.WriteOptions) error {
 	j.mu.RLock()
 	defer j.mu.RUnlock()
 	if j.closed {
@@ -227,7 +245,7 @@ func (j *Journal) Update(id messages.MsgID, rcpts []messages.Recipient) error {
 	b := j.db.NewBatch()
 	defer b.Close()
 	setRcpts(b, id, rcpts)
-	return commit(b, "update", id)
+	return commitWith(b, op, id, sync)
 }
 
 // Finish deletes message id (every chunk of its body, its envelope and its
@@ -351,9 +369,14 @@ func setRcpts(b *pebble.Batch, id messages.MsgID, rcpts []messages.Recipient) {
 // concurrent committers share one fsync, so callers on many goroutines
 // get group commit without any queue of ours.
 func commit(b *pebble.Batch, op string, id messages.MsgID) error {
+	return commitWith(b, op, id, pebble.Sync)
+}
+
+// commitWith commits b with the given sync option, observed as op.
+func commitWith(b *pebble.Batch, op string, id messages.MsgID, sync *pebble.WriteOptions) error {
 	start := time.Now()
 	defer func() { metrics.JournalCommit.WithLabelValues(op).Observe(time.Since(start).Seconds()) }()
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := b.Commit(sync); err != nil {
 		return fmt.Errorf("persistence: %s %v: %w", op, id, err)
 	}
 	return nil

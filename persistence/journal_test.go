@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/mtad/mtad/messages"
 )
@@ -54,6 +55,44 @@ func TestRoundTrip(t *testing.T) {
 	if n, err := j.Stats(); err != nil || n != 0 {
 		t.Errorf("Stats after Finish = %d, %v", n, err)
 	}
+}
+
+// TestDefer: a Defer reads back like an Update, survives a restart, and
+// fails as Update does.
+func TestDefer(t *testing.T) {
+	dir := t.TempDir()
+	j := openT(t, dir)
+	env := sampleEnvelope(j.NextID())
+	if err := j.Accept(env, []byte("body")); err != nil {
+		t.Fatal(err)
+	}
+	env.Rcpts[1].Status = messages.StatusPending
+	env.Rcpts[1].Attempts = 3
+	env.Rcpts[1].NextAttempt = time.Date(2026, 11, 29, 8, 0, 0, 0, time.UTC)
+	env.Rcpts[1].LastReply = messages.Reply{Code: 451, Enhanced: "4.3.0", Text: "try later"}
+	if err := j.Defer(env.ID, env.Rcpts[1:2]); err != nil {
+		t.Fatalf("Defer: %v", err)
+	}
+	checkEqual(t, loadAll(t, j)[0], env)
+	got, err := j.Get(env.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkEqual(t, got, env)
+	if err := j.Defer(env.ID+1000, env.Rcpts[:1]); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Defer of an unknown message: %v, want ErrNotFound", err)
+	}
+	if err := j.Defer(env.ID, []messages.Recipient{{Index: 3}}); err == nil {
+		t.Error("Defer of a recipient out of range: no error")
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Defer(env.ID, env.Rcpts[1:2]); !errors.Is(err, ErrClosed) {
+		t.Errorf("Defer after Close: %v, want ErrClosed", err)
+	}
+	j = openT(t, dir)
+	checkEqual(t, loadAll(t, j)[0], env)
 }
 
 func checkBody(t *testing.T, j *Journal, id messages.MsgID, want []byte) {
