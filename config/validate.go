@@ -532,7 +532,7 @@ func (r *rawLog) validate(c *Config) error {
 func (r *rawQueue) validateVirtual(c *Config) error {
 	c.Queue.Virtual = map[string]VirtualQueue{}
 	if _, ok := r.Virtual["default"]; !ok {
-		c.Queue.Virtual["default"] = VirtualQueue{Concurrency: 256, DestinationConnections: 8, MessagesPerConnection: 100, IdleTimeout: 5 * time.Second}
+		c.Queue.Virtual["default"] = VirtualQueue{Concurrency: 256, DestinationConnections: 8, MessagesPerConnection: 1000, IdleTimeout: 5 * time.Second}
 	}
 	for name, v := range r.Virtual {
 		key := "queue.virtual." + name
@@ -544,7 +544,7 @@ func (r *rawQueue) validateVirtual(c *Config) error {
 		if q.DestinationConnections, err = intOr(key+".destination-connections", v.DestinationConnections, 8, 1); err != nil {
 			return err
 		}
-		if q.MessagesPerConnection, err = intOr(key+".messages-per-connection", v.MessagesPerConnection, 100, 1); err != nil {
+		if q.MessagesPerConnection, err = intOr(key+".messages-per-connection", v.MessagesPerConnection, 1000, 1); err != nil {
 			return err
 		}
 		if q.IdleTimeout, err = durationOr(key+".idle-timeout", v.IdleTimeout, 5*time.Second); err != nil {
