@@ -36,12 +36,12 @@ import (
 //   - go-smtp's limits hold as they would: the message size
 //     (MaxMessageBytes, counted on the body as go-smtp delivers it: a
 //     body of that size or more is refused) and the line length
-//     (MaxLineLength, counted on every byte from the socket as its
-//     lineLimitReader does). Over the size, the rest of the message is
-//     read and dropped and the reply is 552, as go-smtp does. Over the
-//     line length, go-smtp is handed bytes without a line end until its
-//     own lineLimitReader fails, so it replies and closes the connection
-//     as it always does.
+//     (MaxLineLength, counted on every byte of the message, dots and
+//     end included, as its lineLimitReader does). Over the size, the
+//     rest of the message is read and dropped and the reply is 552, as
+//     go-smtp does. Over the line length, go-smtp is handed bytes without
+//     a line end until its own lineLimitReader fails, so it replies and
+//     closes the connection as it always does.
 //   - Where the two differ, both refuse the message: a read from the
 //     socket that holds the end of the message and, after it, a line over
 //     the limit is refused whole by go-smtp (its lineLimitReader counts
@@ -55,7 +55,9 @@ import (
 //     trackedConn sees records, not SMTP, and with BDAT go-smtp copies
 //     chunks itself, in bulk, while Data runs on another goroutine.
 //
-// TestFastDataMatchesGoSMTP runs the same streams through both readers.
+// TestFastDataMatchesGoSMTP runs the same streams through both readers;
+// BenchmarkData measures both (5 KiB: 56 against 72 us a transaction, 100
+// KiB: 94 against 428 us, client included).
 
 // dataCapture is one message read from the socket by trackedConn.Read.
 type dataCapture struct {
