@@ -1,7 +1,10 @@
 package actors
 
 import (
+	"errors"
 	"fmt"
+	"log/slog"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -12,6 +15,7 @@ import (
 	"github.com/mtad/mtad/internal/testsink"
 	"github.com/mtad/mtad/messages"
 	"github.com/mtad/mtad/metrics"
+	"github.com/mtad/mtad/persistence"
 )
 
 // parkHarness runs an engine that parks a message whose next event is
@@ -125,5 +129,50 @@ func TestRetryAndCancelParkedMessages(t *testing.T) {
 	})
 	if got := ids(sink)["cancel-me"]; got != 0 {
 		t.Errorf("cancelled message delivered %d times", got)
+	}
+}
+
+// getFailsOnce fails the first Get with a read error (not ErrNotFound).
+type getFailsOnce struct {
+	*persistence.Journal
+	failed atomic.Bool
+}
+
+func (g *getFailsOnce) Get(id messages.MsgID) (*messages.Envelope, error) {
+	if g.failed.CompareAndSwap(false, true) {
+		return nil, errors.New("read error")
+	}
+	return g.Journal.Get(id)
+}
+
+// Recipients moved to a queue whose copy of the message is parked and
+// cannot be read back just then are the queue's when it is read back
+// later: they were dropped until a restart.
+func TestMergeIntoUnreadableParkedMessage(t *testing.T) {
+	pj, err := persistence.Open(t.TempDir(), persistence.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pj.Close()
+	env := &messages.Envelope{ID: pj.NextID(), From: "a@x.test", Arrival: time.Now(), Rcpts: []messages.Recipient{
+		{Index: 0, Addr: "r0@y.test", Queue: "default"},
+		{Index: 1, Addr: "r1@z.test", Queue: "default", Attempts: 2}, // moved here, its state journaled
+	}}
+	if err := pj.Accept(env, []byte("body")); err != nil {
+		t.Fatal(err)
+	}
+	q := &queueActor{deps: &Deps{Journal: &getFailsOnce{Journal: pj}, Logger: slog.New(slog.DiscardHandler)},
+		name: "default", msgs: map[messages.MsgID]*qmsg{}}
+	m := &qmsg{id: env.ID, mine: []uint32{0}} // parked
+	q.msgs[env.ID] = m
+	q.merge(nil, m, &messages.QueueWork{Env: env, Rcpts: []uint32{1}})
+	if m.env != nil || q.msgs[env.ID] != m {
+		t.Fatalf("after a read error: env %v, held %v; want parked and held", m.env, q.msgs[env.ID] == m)
+	}
+	if !q.unpark(nil, m) {
+		t.Fatal("read back failed")
+	}
+	if !slices.Contains(m.mine, 1) || m.env.Rcpts[1].Attempts != 2 {
+		t.Errorf("read back: owns %v, recipient 1 %+v; want it owned, with its journaled state", m.mine, m.env.Rcpts[1])
 	}
 }

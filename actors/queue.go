@@ -344,27 +344,41 @@ func (q *queueActor) oldestGauge() {
 func (q *queueActor) merge(ctx actor.Context, m *qmsg, w *messages.QueueWork) {
 	unparked := m.env == nil
 	if unparked && !q.unpark(ctx, m) {
+		if q.msgs[m.id] == m {
+			// It cannot be read now and stays parked, due again in a
+			// minute. The moved recipients are journaled as this
+			// queue's (the move is a synced write): own them now, and
+			// they are read back with it.
+			q.adopt(m, w)
+		}
 		return
 	}
+	if !q.adopt(m, w) && !unparked {
+		return
+	}
+	q.schedule(ctx, m, time.Now()) // an unparked message goes back on the heap even if nothing was added
+	q.pump(ctx)
+	q.armTimer(ctx)
+}
+
+// adopt makes w's recipients m's, those m does not own yet, with their
+// states from w unless m is parked; added reports that there were some.
+func (q *queueActor) adopt(m *qmsg, w *messages.QueueWork) (added bool) {
 	owned := map[uint32]bool{}
 	for _, i := range m.mine {
 		owned[i] = true
 	}
-	added := false
 	for _, i := range w.Rcpts {
 		if !owned[i] {
-			m.env.Rcpts[i] = w.Env.Rcpts[i]
+			if m.env != nil {
+				m.env.Rcpts[i] = w.Env.Rcpts[i]
+			}
 			m.mine = append(m.mine, i)
 			added = true
 		}
 	}
-	if !added && !unparked {
-		return
-	}
 	m.shared = m.shared || (added && w.Shared)
-	q.schedule(ctx, m, time.Now()) // an unparked message goes back on the heap even if nothing was added
-	q.pump(ctx)
-	q.armTimer(ctx)
+	return added
 }
 
 // schedule turns the message's due recipients into jobs, fails those past
