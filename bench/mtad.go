@@ -197,9 +197,12 @@ func (d *daemon) stop() string {
 	return fmt.Sprintf("killed after %s without exiting on SIGTERM", stopBound)
 }
 
+// exitedCleanly is exitText of a daemon that exited with status 0.
+const exitedCleanly = "exited cleanly"
+
 func (d *daemon) exitText() string {
 	if d.waitErr == nil {
-		return "exited cleanly"
+		return exitedCleanly
 	}
 	return d.waitErr.Error()
 }

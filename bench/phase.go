@@ -37,6 +37,9 @@ func run(ctx context.Context, cfg config, env runEnv, rep *report) error {
 			return err
 		}
 	}
+	if cfg.pairs > 1 {
+		return runPairs(ctx, cfg, env, rep, bin, workDir)
+	}
 	if !cfg.skipDirect {
 		st, err := directPhase(ctx, cfg, env)
 		if err != nil {
@@ -49,6 +52,39 @@ func run(ctx context.Context, cfg config, env runEnv, rep *report) error {
 		return nil
 	}
 	return mtadPhase(ctx, cfg, env, rep, bin, workDir)
+}
+
+// runPairs runs cfg.pairs direct phases and as many mtad phases, in ABBA
+// order, into rep.Pairs; rep.Direct and rep.Main are the first of each, and
+// only the first mtad phase is profiled.
+func runPairs(ctx context.Context, cfg config, env runEnv, rep *report, bin, workDir string) error {
+	tp := &throughputPairs{}
+	rep.Pairs = tp
+	for i, isMtad := range abbaOrder(cfg.pairs) {
+		if !isMtad {
+			st, err := directPhase(ctx, cfg, env)
+			if err != nil {
+				return fmt.Errorf("direct baseline %d: %w", len(tp.Direct)+1, err)
+			}
+			tp.Direct = append(tp.Direct, st)
+			continue
+		}
+		one := &report{}
+		c := cfg
+		if len(tp.Mtad) > 0 {
+			c.cpuProfile, c.memProfile = "", ""
+		}
+		dir := filepath.Join(workDir, fmt.Sprintf("phase-%d", i+1))
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			return err
+		}
+		if err := mtadPhase(ctx, c, env, one, bin, dir); err != nil {
+			return fmt.Errorf("mtad phase %d: %w", len(tp.Mtad)+1, err)
+		}
+		tp.add(rep, one)
+	}
+	rep.Direct, rep.Main = tp.Direct[0], tp.Mtad[0]
+	return nil
 }
 
 // mtadBinary is -mtad, or ./cmd/mtad built into dir.

@@ -212,6 +212,8 @@ type report struct {
 	Problems   []string    `json:"problems,omitempty"`
 	Warnings   []string    `json:"warnings,omitempty"`
 
+	Pairs *throughputPairs `json:"pairs,omitempty"` // throughput with -pairs above 1
+
 	// Scenarios other than throughput.
 	Backlog     *backlogStats     `json:"backlog,omitempty"`
 	Recovery    *recoveryStats    `json:"recovery,omitempty"`
@@ -222,6 +224,77 @@ type report struct {
 	Failed      []string          `json:"failed,omitempty"`       // broken promises, each "FAIL: ..."
 }
 
+// throughputPairs are the phases of a throughput run with -pairs above 1,
+// in the order they ran within each kind.
+type throughputPairs struct {
+	Direct     []*phaseStats `json:"direct"`
+	Mtad       []*phaseStats `json:"mtad"`
+	PairRatios []float64     `json:"pair_ratios_percent"` // i-th mtad phase over the i-th direct one
+	DirectRate float64       `json:"direct_pooled_per_second"`
+	MtadRate   float64       `json:"mtad_pooled_per_second"`
+}
+
+// add takes in the report of one mtad phase: its stats, the highest peak
+// RSS, an exit that was not clean over one that was, its warnings and
+// profiles.
+func (tp *throughputPairs) add(r, one *report) {
+	tp.Mtad = append(tp.Mtad, one.Main)
+	if one.PeakRSSKiB != nil && (r.PeakRSSKiB == nil || *one.PeakRSSKiB > *r.PeakRSSKiB) {
+		r.PeakRSSKiB = one.PeakRSSKiB
+	}
+	if r.MtadExit == "" || r.MtadExit == exitedCleanly {
+		r.MtadExit = one.MtadExit
+	}
+	r.Warnings = append(r.Warnings, one.Warnings...)
+	r.Profiles = append(r.Profiles, one.Profiles...)
+}
+
+// pool sets the pooled rates and the pair ratios.
+func (tp *throughputPairs) pool() {
+	tp.DirectRate, tp.MtadRate = pooledPhases(tp.Direct), pooledPhases(tp.Mtad)
+	tp.PairRatios = nil
+	for i := range min(len(tp.Direct), len(tp.Mtad)) {
+		if d := tp.Direct[i].DeliverRate; d > 0 {
+			tp.PairRatios = append(tp.PairRatios, 100*tp.Mtad[i].DeliverRate/d)
+		}
+	}
+}
+
+// rows prints the pairs under the pooled ratio.
+func (tp *throughputPairs) rows(row func(k, f string, a ...any)) {
+	row("  pooled", "over %s in ABBA order: mtad %.1f delivered/s, direct %.1f/s", pairsText(len(tp.Mtad)), tp.MtadRate, tp.DirectRate)
+	row("  pair ratios", "%s", percentsText(tp.PairRatios))
+	var cpu []string
+	for _, p := range tp.Mtad {
+		if p.MtadCPUMicros != nil {
+			cpu = append(cpu, fmt.Sprintf("%.0f", *p.MtadCPUMicros))
+		}
+	}
+	if len(cpu) > 0 {
+		row("  mtad CPU per message", "%s us, by mtad phase", strings.Join(cpu, ", "))
+	}
+}
+
+// percentsText lists percentages with one decimal.
+func percentsText(pcts []float64) string {
+	parts := make([]string, len(pcts))
+	for i, p := range pcts {
+		parts[i] = fmt.Sprintf("%.1f%%", p)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// pooledPhases is the deliveries of phases over their total seconds.
+func pooledPhases(phases []*phaseStats) float64 {
+	var n int64
+	var secs float64
+	for _, p := range phases {
+		n += p.Delivered
+		secs += p.DeliverSeconds
+	}
+	return rate(n, secs)
+}
+
 // throughput reports whether r is of the throughput scenario (the
 // default, and the only one before there were scenarios).
 func (r *report) throughput() bool {
@@ -230,6 +303,21 @@ func (r *report) throughput() bool {
 
 // conclude fills the comparison and verdict once the phases have run.
 func (r *report) conclude() {
+	if tp := r.Pairs; tp != nil {
+		tp.pool()
+		if tp.DirectRate > 0 {
+			pct := 100 * tp.MtadRate / tp.DirectRate
+			r.DirectRate, r.RatioPct = &tp.DirectRate, &pct
+		}
+		for i, p := range tp.Mtad {
+			r.judge(fmt.Sprintf("mtad phase %d: ", i+1), p)
+		}
+		for i, p := range tp.Direct {
+			r.judge(fmt.Sprintf("direct baseline %d: ", i+1), p)
+		}
+		r.OK = len(r.Problems) == 0 && len(r.Failed) == 0
+		return
+	}
 	if r.Direct != nil && r.Direct.DeliverRate > 0 {
 		r.DirectRate = &r.Direct.DeliverRate
 		if r.Main != nil && r.Main != r.Direct {
@@ -298,6 +386,9 @@ func (r *report) writeText(w io.Writer) error {
 			row("  harness CPU per message", "%.0f us", r.Direct.HarnessCPUMicros)
 		}
 		row("delivered/s vs direct", "%s", optText(r.RatioPct, "%.1f%%"))
+		if tp := r.Pairs; tp != nil {
+			tp.rows(row)
+		}
 	}
 	for _, p := range r.Profiles {
 		row("profile", "%s", p)

@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"io"
 	"log"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -157,6 +159,40 @@ func TestMtadRunWithFailures(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dataDir, "journal")); err != nil {
 		t.Errorf("mtad did not get -data-dir: %v", err)
+	}
+}
+
+// TestMtadRunPairs: -pairs 2 runs two direct and two mtad phases, each
+// mtad phase with its own mtad and data directory, and pools the ratio.
+func TestMtadRunPairs(t *testing.T) {
+	cfg := testConfig(t, "-mtad", fakeMtadExe(t, "relay"), "-n", "100", "-c", "4", "-pairs", "2", "-timeout", "30s")
+	rep, err := runTest(t, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := rep.Pairs
+	if !rep.OK || tp == nil || len(tp.Direct) != 2 || len(tp.Mtad) != 2 || len(tp.PairRatios) != 2 {
+		t.Fatalf("report: ok %v, problems %v, pairs %+v", rep.OK, rep.Problems, tp)
+	}
+	for i, p := range append(append([]*phaseStats(nil), tp.Direct...), tp.Mtad...) {
+		if p.Delivered != 100 || p.Accepted != 100 {
+			t.Errorf("phase %d: accepted %d, delivered %d", i, p.Accepted, p.Delivered)
+		}
+	}
+	if tp.Mtad[0] == tp.Mtad[1] || rep.Main != tp.Mtad[0] || rep.Direct != tp.Direct[0] {
+		t.Error("the mtad phases are not distinct, or Main and Direct not the first of each")
+	}
+	secs := func(ps []*phaseStats) float64 { return ps[0].DeliverSeconds + ps[1].DeliverSeconds }
+	want := 100 * (200 / secs(tp.Mtad)) / (200 / secs(tp.Direct))
+	if rep.RatioPct == nil || math.Abs(*rep.RatioPct-want) > 1e-9 || *rep.DirectRate != tp.DirectRate {
+		t.Errorf("ratio %v, want the pooled %.3f", rep.RatioPct, want)
+	}
+	if rep.MtadExit != "exited cleanly" || rep.PeakRSSKiB == nil {
+		t.Errorf("exit %q, rss %v", rep.MtadExit, rep.PeakRSSKiB)
+	}
+	var buf bytes.Buffer
+	if err := rep.writeText(&buf); err != nil || !regexp.MustCompile(`pooled +over 2 pairs in ABBA order: mtad [0-9.]+ delivered/s, direct [0-9.]+/s\n +pair ratios +[0-9.]+%, [0-9.]+%`).MatchString(buf.String()) {
+		t.Errorf("text report (%v):\n%s", err, buf.String())
 	}
 }
 

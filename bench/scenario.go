@@ -29,7 +29,7 @@ var scenarioNames = []string{scenarioThroughput, scenarioBacklog, scenarioRecove
 var scenarioDefaults = map[string][][2]string{
 	scenarioBacklog:  {{"n", "1000000"}, {"size", "1024"}, {"c", "20"}, {"timeout", "1h"}},
 	scenarioRecovery: {{"n", "1000000"}, {"size", "1024"}, {"c", "20"}, {"timeout", "1h"}},
-	scenarioFailures: {{"n", "50000"}, {"temp-fail", "0.10"}, {"perm-fail", "0.02"}},
+	scenarioFailures: {{"n", "50000"}, {"temp-fail", "0.10"}, {"perm-fail", "0.02"}, {"pairs", "2"}},
 	scenarioLarge:    {{"n", "20"}, {"c", "4"}, {"timeout", "30m"}},
 }
 
@@ -69,7 +69,7 @@ func (c *config) checkScenario() error {
 	case c.set["large-sizes"] && c.scenario != scenarioLarge:
 		return errors.New("-large-sizes applies to -scenario large only")
 	case c.set["pairs"] && c.scenario != scenarioFailures:
-		return errors.New("-pairs applies to -scenario failures only")
+		return errors.New("-pairs applies to -scenario throughput and failures only")
 	}
 	switch c.scenario {
 	case scenarioFailures:

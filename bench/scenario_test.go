@@ -80,8 +80,14 @@ func TestScenarioFlagValidation(t *testing.T) {
 		{[]string{"-cpuprofile", "p", "-memprofile", "p"}, "different"},
 		{[]string{"-scenario", "failures", "-pairs", "1"}, ""},
 		{[]string{"-scenario", "failures", "-pairs", "0"}, "-pairs 0: -scenario failures needs at least 1 pair"},
-		{[]string{"-pairs", "3"}, "-pairs applies to -scenario failures only"},
-		{[]string{"-scenario", "large", "-pairs", "2"}, "-pairs applies to -scenario failures only"},
+		{[]string{"-pairs", "3"}, ""},
+		{[]string{"-pairs", "0"}, "-pairs 0: at least 1 pair"},
+		{[]string{"-pairs", "2", "-skip-direct"}, "drop -direct-only, -skip-direct, -target and -data-dir"},
+		{[]string{"-pairs", "2", "-direct-only"}, "drop -direct-only"},
+		{[]string{"-pairs", "2", "-data-dir", "/tmp/x"}, "-data-dir"},
+		{[]string{"-pairs", "2", "-target", "127.0.0.1:2525", "-sink-listen", "127.0.0.1:2526"}, "-target"},
+		{[]string{"-skip-direct"}, ""},
+		{[]string{"-scenario", "large", "-pairs", "2"}, "-pairs applies to -scenario throughput and failures only"},
 	}
 	for _, tt := range tests {
 		_, err := scenarioConfig(t, tt.args...)
