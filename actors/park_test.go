@@ -176,3 +176,17 @@ func TestMergeIntoUnreadableParkedMessage(t *testing.T) {
 		t.Errorf("read back: owns %v, recipient 1 %+v; want it owned, with its journaled state", m.mine, m.env.Rcpts[1])
 	}
 }
+
+// A message the queue forgets leaves the sets suspensions hold back; it
+// stayed there, finished, until the resume.
+func TestForgetLeavesSuspensions(t *testing.T) {
+	q := &queueActor{msgs: map[messages.MsgID]*qmsg{1: {id: 1}, 2: {id: 2}},
+		suspHeld: map[string]map[messages.MsgID]bool{"a": {1: true, 2: true}, "b": {1: true}}}
+	q.forget(1)
+	if _, ok := q.msgs[1]; ok || len(q.msgs) != 1 {
+		t.Errorf("msgs %v", q.msgs)
+	}
+	if len(q.suspHeld) != 1 || len(q.suspHeld["a"]) != 1 || !q.suspHeld["a"][2] {
+		t.Errorf("held %v, want only a: 2", q.suspHeld)
+	}
+}

@@ -281,7 +281,7 @@ func (q *queueActor) unpark(ctx actor.Context, m *qmsg) bool {
 	if err != nil {
 		if errors.Is(err, persistence.ErrNotFound) {
 			q.deps.Logger.Warn("parked message no longer in the journal", "queue", q.name, "msgid", m.id.String())
-			delete(q.msgs, m.id)
+			q.forget(m.id)
 			q.gauge()
 			return false
 		}
@@ -305,6 +305,18 @@ func (q *queueActor) unpark(ctx actor.Context, m *qmsg) bool {
 		}
 	}
 	return true
+}
+
+// forget drops a message the queue no longer holds, also from the sets of
+// messages suspensions hold back (a resume would look for it in vain).
+func (q *queueActor) forget(id messages.MsgID) {
+	delete(q.msgs, id)
+	for key, held := range q.suspHeld {
+		delete(held, id)
+		if len(held) == 0 {
+			delete(q.suspHeld, key)
+		}
+	}
 }
 
 // gauge publishes how many messages the queue holds.

@@ -254,7 +254,7 @@ func (q *queueActor) onPersisted(ctx actor.Context, p *persisted) {
 	}
 	if p.done || allFinal(m) {
 		if q.msgs[m.env.ID] == m {
-			delete(q.msgs, m.env.ID)
+			q.forget(m.env.ID)
 			q.loaded--
 			q.gauge()
 			q.armTimer(ctx) // room for a parked message that is due
