@@ -165,17 +165,23 @@ func (e *Engine) remember(key string, on bool) {
 	} else {
 		delete(s.keys, key)
 	}
-	st, ok := e.deps.Journal.(suspensionStore)
-	if !ok {
-		return
-	}
-	keys := make([]string, 0, len(s.keys))
-	for k := range s.keys {
-		keys = append(keys, k)
-	}
-	if err := st.SaveSuspensions(keys); err != nil {
+	if err := e.saveSuspensions(); err != nil {
 		e.deps.Logger.Error("suspensions not saved: a restart would lift this change", "suspension", key, "on", on, "err", err)
 	}
+}
+
+// saveSuspensions writes the set in force to the journal, if it keeps
+// suspensions. REQUIRES: e.deps.susp.mu held.
+func (e *Engine) saveSuspensions() error {
+	st, ok := e.deps.Journal.(suspensionStore)
+	if !ok {
+		return nil
+	}
+	keys := make([]string, 0, len(e.deps.susp.keys))
+	for k := range e.deps.susp.keys {
+		keys = append(keys, k)
+	}
+	return st.SaveSuspensions(keys)
 }
 
 // restoreSuspensions puts the saved suspensions back in force; Start
@@ -189,6 +195,7 @@ func (e *Engine) restoreSuspensions() error {
 	if err != nil {
 		return err
 	}
+	var kept []string
 	for _, k := range keys {
 		kind, value, _ := strings.Cut(k, ":")
 		switch kind {
@@ -204,8 +211,21 @@ func (e *Engine) restoreSuspensions() error {
 			e.deps.Logger.Warn("unknown saved suspension: dropped", "key", k)
 			continue
 		}
-		e.remember(k, true)
+		kept = append(kept, k)
 		e.deps.Logger.Warn("suspension restored from the journal", "suspension", k)
+	}
+	if len(kept) == 0 {
+		return nil
+	}
+	// One save for them all, which also drops the saved keys not kept.
+	s := e.deps.susp
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, k := range kept {
+		s.keys[k] = true
+	}
+	if err := e.saveSuspensions(); err != nil {
+		e.deps.Logger.Error("suspensions not saved: a restart would lift them", "suspensions", kept, "err", err)
 	}
 	return nil
 }

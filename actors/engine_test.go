@@ -51,22 +51,7 @@ func newHarness(t testing.TB, relay string, extra string) *harness {
 // newHarnessWith is newHarness with tweak applied to the engine's Deps.
 func newHarnessWith(t testing.TB, relay string, extra string, tweak func(*Deps)) *harness {
 	t.Helper()
-	host, port, _ := net.SplitHostPort(relay)
-	cfg, err := config.Parse("engine_test.toml", []byte(fmt.Sprintf(`
-[queue.virtual.default]
-idle-timeout = "200ms"
-[queue.schedule.default]
-retry = ["1s"]
-[queue.route.relay]
-type = "relay"
-address = %q
-port = %s
-[queue.strategy]
-route = "'relay'"
-`, host, port)+extra))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := relayConfig(t, relay, "relay", extra)
 	j, err := persistence.Open(t.TempDir(), persistence.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -91,6 +76,30 @@ route = "'relay'"
 		_ = j.Close()
 	})
 	return h
+}
+
+// relayConfig is the harness's configuration: every recipient goes
+// through the relay route named route to relay (host:port), retried
+// every second, with extra appended (it ends inside [queue.strategy]).
+func relayConfig(t testing.TB, relay, route, extra string) *config.Config {
+	t.Helper()
+	host, port, _ := net.SplitHostPort(relay)
+	cfg, err := config.Parse("engine_test.toml", []byte(fmt.Sprintf(`
+[queue.virtual.default]
+idle-timeout = "200ms"
+[queue.schedule.default]
+retry = ["1s"]
+[queue.route.%s]
+type = "relay"
+address = %q
+port = %s
+[queue.strategy]
+route = "'%s'"
+`, route, host, port, route)+extra))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }
 
 // submit journals a message the way the server does and enqueues it.

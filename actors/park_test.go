@@ -42,6 +42,19 @@ func parkHarness(t *testing.T, maxLoaded int, retry string) (*harness, *testsink
 	return h, sink, &open
 }
 
+// parkedFour is parkHarness with maxLoaded 2 and four messages submitted
+// to stall.test, each deferred once and parked.
+func parkedFour(t *testing.T, retry string) (*harness, *testsink.Sink, *atomic.Bool, []messages.MsgID) {
+	t.Helper()
+	h, sink, open := parkHarness(t, 2, retry)
+	var all []messages.MsgID
+	for i := range 4 {
+		all = append(all, h.submit(fmt.Sprint("c", i), fmt.Sprintf("r%d@stall.test", i)))
+	}
+	waitUntil(t, "deferred and parked", 10*time.Second, func() bool { return loaded() == 0 && deferredOnce(h, 4) })
+	return h, sink, open, all
+}
+
 // loaded reads the default queue's gauge of envelopes in memory.
 func loaded() float64 {
 	var m dto.Metric

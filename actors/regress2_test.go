@@ -1,7 +1,6 @@
 package actors
 
 import (
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -9,16 +8,10 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/mtad/mtad/internal/testsink"
-	"github.com/mtad/mtad/messages"
 )
 
 func TestRegressRetryThenCancelNoMatchStalls(t *testing.T) {
-	h, sink, open := parkHarness(t, 2, "1h")
-	var all []messages.MsgID
-	for i := range 4 {
-		all = append(all, h.submit(fmt.Sprint("c", i), fmt.Sprintf("r%d@stall.test", i)))
-	}
-	waitUntil(t, "deferred and parked", 10*time.Second, func() bool { return loaded() == 0 && deferredOnce(h, 4) })
+	h, sink, open, all := parkedFour(t, "1h")
 	sink.SetDataDelay(500*time.Millisecond, nil)
 	open.Store(true)
 	h.engine.Retry(all)

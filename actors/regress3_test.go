@@ -3,13 +3,11 @@ package actors
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/netip"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/mtad/mtad/config"
 	"github.com/mtad/mtad/internal/testsink"
 	"github.com/mtad/mtad/resolver"
 )
@@ -37,23 +35,7 @@ func TestRegressReloadRenamedRoute(t *testing.T) {
 		h.submit(fmt.Sprint("m", i), fmt.Sprintf("r%d@slow.test", i))
 	}
 	time.Sleep(300 * time.Millisecond)
-	host, port, _ := net.SplitHostPort(sink.Addr)
-	cfg, err := config.Parse("r.toml", []byte(fmt.Sprintf(`
-[queue.virtual.default]
-idle-timeout = "200ms"
-[queue.schedule.default]
-retry = ["1s"]
-[queue.route.relay2]
-type = "relay"
-address = %q
-port = %s
-[queue.strategy]
-route = "'relay2'"
-`, host, port)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := h.engine.Reload(cfg); err != nil {
+	if err := h.engine.Reload(relayConfig(t, sink.Addr, "relay2", "")); err != nil {
 		t.Fatal(err)
 	}
 	before := res.n.Load()

@@ -69,12 +69,7 @@ func TestRegressRetiredDestinationCrash(t *testing.T) {
 // them loaded with their only entry in parkedDue: over maxLoaded, nothing
 // ever schedules them again.
 func TestRegressCancelNoMatchStallsParked(t *testing.T) {
-	h, sink, open := parkHarness(t, 2, "2s")
-	var all []messages.MsgID
-	for i := range 4 {
-		all = append(all, h.submit(fmt.Sprint("c", i), fmt.Sprintf("r%d@stall.test", i)))
-	}
-	waitUntil(t, "deferred and parked", 10*time.Second, func() bool { return loaded() == 0 && deferredOnce(h, 4) })
+	h, sink, open, all := parkedFour(t, "2s")
 	h.engine.Cancel(all, "nobody@nowhere.test")
 	open.Store(true)
 	waitUntil(t, "all four delivered on their retry", 10*time.Second, func() bool { return len(ids(sink)) == 4 })

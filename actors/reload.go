@@ -92,9 +92,7 @@ func (q *queueActor) requeue(ctx actor.Context, j *messages.Job) {
 	if m == nil || m.env == nil {
 		return
 	}
-	for _, r := range j.Rcpts {
-		m.busy[r.Index] = false
-	}
+	q.release(j)
 	if !m.writing {
 		q.schedule(ctx, m, time.Now())
 	}

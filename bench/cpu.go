@@ -58,17 +58,16 @@ func parseStatCPU(stat []byte) (time.Duration, error) {
 // cpuMeter measures the CPU the harness and, when there is one, mtad
 // spend between start and stop.
 type cpuMeter struct {
-	d           *daemon
-	self, mtad  time.Duration
-	mtadMissing bool
+	d          *daemon // nil: no mtad, or its CPU could not be read at start
+	self, mtad time.Duration
 }
 
 func startCPU(d *daemon) *cpuMeter {
-	m := &cpuMeter{d: d, self: selfCPU()}
+	m := &cpuMeter{self: selfCPU()}
 	if d != nil {
-		var err error
-		m.mtad, err = d.cpu()
-		m.mtadMissing = err != nil
+		if t, err := d.cpu(); err == nil {
+			m.d, m.mtad = d, t
+		}
 	}
 	return m
 }
@@ -76,7 +75,7 @@ func startCPU(d *daemon) *cpuMeter {
 // stop records the CPU spent since start in l.
 func (m *cpuMeter) stop(l *ledger) {
 	l.harnessCPU.Store(int64(selfCPU() - m.self))
-	if m.d == nil || m.mtadMissing {
+	if m.d == nil {
 		return
 	}
 	if now, err := m.d.cpu(); err == nil {

@@ -241,7 +241,6 @@ func (r *rig) judgeFailures(fs *failuresStats) {
 // compare sets the pooled ratio, nil when the clean passes delivered
 // nothing in their windows, and each pair's own ratio.
 func (fs *failuresStats) compare() {
-	fs.Ratio = nil
 	if clean := pooledRate(fs.Clean); clean > 0 {
 		ratio := pooledRate(fs.Failing) / clean
 		fs.Ratio = &ratio
@@ -321,13 +320,16 @@ func pairsText(n int) string {
 	return fmt.Sprintf("%d pairs", n)
 }
 
-func ratiosText(ratios []float64) string {
-	if len(ratios) == 0 {
+func ratiosText(ratios []float64) string { return joinf(ratios, "%.3f") }
+
+// joinf lists vals, each in format, comma-separated; "n/a" for none.
+func joinf(vals []float64, format string) string {
+	if len(vals) == 0 {
 		return "n/a"
 	}
-	parts := make([]string, len(ratios))
-	for i, q := range ratios {
-		parts[i] = fmt.Sprintf("%.3f", q)
+	parts := make([]string, len(vals))
+	for i, v := range vals {
+		parts[i] = fmt.Sprintf(format, v)
 	}
 	return strings.Join(parts, ", ")
 }

@@ -263,7 +263,7 @@ func (tp *throughputPairs) pool() {
 // rows prints the pairs under the pooled ratio.
 func (tp *throughputPairs) rows(row func(k, f string, a ...any)) {
 	row("  pooled", "over %s in ABBA order: mtad %.1f delivered/s, direct %.1f/s", pairsText(len(tp.Mtad)), tp.MtadRate, tp.DirectRate)
-	row("  pair ratios", "%s", percentsText(tp.PairRatios))
+	row("  pair ratios", "%s", joinf(tp.PairRatios, "%.1f%%"))
 	var cpu []string
 	for _, p := range tp.Mtad {
 		if p.MtadCPUMicros != nil {
@@ -273,15 +273,6 @@ func (tp *throughputPairs) rows(row func(k, f string, a ...any)) {
 	if len(cpu) > 0 {
 		row("  mtad CPU per message", "%s us, by mtad phase", strings.Join(cpu, ", "))
 	}
-}
-
-// percentsText lists percentages with one decimal.
-func percentsText(pcts []float64) string {
-	parts := make([]string, len(pcts))
-	for i, p := range pcts {
-		parts[i] = fmt.Sprintf("%.1f%%", p)
-	}
-	return strings.Join(parts, ", ")
 }
 
 // pooledPhases is the deliveries of phases over their total seconds.

@@ -184,11 +184,11 @@ func (c *Conn) queueReset() bool {
 	return true
 }
 
-// readReset reads the reply to a queued RSET. Anything but 250 leaves
-// the replies that follow in doubt, so the connection is closed.
+// readReset reads the reply to a queued RSET, inside a step. Anything but
+// 250 leaves the replies that follow in doubt: the error carries no reply
+// code, so the step takes it as fatal and closes the connection.
 func (c *Conn) readReset() error {
 	if _, err := c.wire.reply(250); err != nil {
-		c.tcp.Close()
 		return fmt.Errorf("RSET before the transaction: %v: %w", err, net.ErrClosed)
 	}
 	return nil

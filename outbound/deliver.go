@@ -133,17 +133,17 @@ func (t *txn) run() *Error {
 // reports a transaction that ended with a 2xx final reply (for every
 // recipient, with LMTP).
 func (t *txn) send() (ok bool, e *Error) {
-	if t.c.resetPending && !t.c.chunked(t.tx) && !t.c.pipelining(t.tx) {
+	if t.c.chunked(t.tx) {
+		return t.sendChunked() // a pending RSET goes in front of its MAIL
+	}
+	if t.c.pipelining(t.tx) {
+		return t.sendPipelined() // likewise
+	}
+	if t.c.resetPending {
 		t.c.resetPending = false
 		if e := t.c.reset(t.ctx); e != nil {
 			return false, e
 		}
-	}
-	if t.c.chunked(t.tx) {
-		return t.sendChunked()
-	}
-	if t.c.pipelining(t.tx) {
-		return t.sendPipelined()
 	}
 	if e := t.mail(); e != nil {
 		return false, e

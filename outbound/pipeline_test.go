@@ -79,6 +79,17 @@ func pipeReplies(cmd string) string {
 	return "250 2.0.0 ok\r\n"
 }
 
+// pipeRepliesWith is pipeReplies with the replies of over to the
+// commands it names.
+func pipeRepliesWith(over map[string]string) func(string) string {
+	return func(cmd string) string {
+		if r, ok := over[cmd]; ok {
+			return r
+		}
+		return pipeReplies(cmd)
+	}
+}
+
 func (ps *pipeServer) serve(c net.Conn) {
 	defer c.Close()
 	io.WriteString(c, "220 pipe.test ESMTP\r\n")
@@ -277,12 +288,7 @@ func TestLockStepWithoutPipelining(t *testing.T) {
 // A 421 among the pipelined replies ends the connection; the replies read
 // before it stand.
 func TestPipelined421(t *testing.T) {
-	ps := newPipeServer(t, true, func(cmd string) string {
-		if cmd == "RCPT TO:<b@x.test>" {
-			return "421 4.3.2 shutting down\r\n"
-		}
-		return pipeReplies(cmd)
-	})
+	ps := newPipeServer(t, true, pipeRepliesWith(map[string]string{"RCPT TO:<b@x.test>": "421 4.3.2 shutting down\r\n"}))
 	c := dialT(t, pipeOpts(), ps.target)
 	got, err := c.Deliver(context.Background(), newTx("no@x.test", "b@x.test", "c@x.test"))
 	var e *Error
@@ -339,3 +345,18 @@ func (discard) Rcpt(string, *smtp.RcptOptions) error { return nil }
 func (discard) Data(r io.Reader) error               { _, err := io.Copy(io.Discard, r); return err }
 func (discard) Reset()                               {}
 func (discard) Logout() error                        { return nil }
+
+// A refused RSET, sent in front of the next MAIL, leaves the replies
+// after it in doubt: the connection is closed and the transaction gets
+// a temporary failure.
+func TestPipelinedRSETRefused(t *testing.T) {
+	ps := newPipeServer(t, true, pipeRepliesWith(map[string]string{"RSET": "500 5.5.1 no\r\n"}))
+	c := dialT(t, pipeOpts(), ps.target)
+	if _, err := c.Deliver(context.Background(), newTx("no@x.test")); err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.Deliver(context.Background(), newTx("a@x.test"))
+	if err == nil || c.Alive() || len(got) != 1 || !got[0].Temporary() {
+		t.Errorf("after a refused RSET: replies %v, err %v, alive %v; want a temporary failure and a closed connection", got, err, c.Alive())
+	}
+}

@@ -39,7 +39,7 @@ type trackedConn struct {
 	readFailed atomic.Bool
 
 	// bulk is set while a message body is received: reads from the socket
-	// then fill a read-ahead buffer of readAheadSize (see Read).
+	// then fill a read-ahead buffer, one of dataBuffers (see Read).
 	bulk atomic.Bool
 	// The fields below are touched by the connection's reading goroutine
 	// only (go-smtp's, which runs Data for DATA).
@@ -89,15 +89,10 @@ func (c *trackedConn) Close() error {
 	return c.Conn.Close()
 }
 
-// readAheadSize is the read-ahead of a connection receiving a body.
-const readAheadSize = 32 << 10
-
-// readAheads holds the read-ahead buffers; a connection holds one only
-// while it has bytes in it, so idle connections cost nothing.
-var readAheads = sync.Pool{New: func() any { b := make([]byte, readAheadSize); return &b }}
-
-// Read reads from the socket, through a read-ahead buffer while a body is
-// received (bulk). go-smtp reads through a 4 KiB bufio.Reader, so a body
+// Read reads from the socket, through a read-ahead buffer (one of
+// dataBuffers, held only while it has bytes in it, so idle connections
+// cost nothing) while a body is received (bulk). go-smtp reads through a
+// 4 KiB bufio.Reader, so a body
 // would take a read system call every 4 KiB; with the read-ahead it takes
 // one per 32 KiB, or per segment the client's writes arrive in. Bytes
 // read ahead are always handed on first and in order, whatever bulk says
@@ -145,32 +140,15 @@ func (c *trackedConn) readOn(p []byte) (int, error) {
 		}
 		return len(p), nil
 	}
-	if c.ahead != nil {
-		n := copy(p, (*c.ahead)[c.aheadPos:c.aheadEnd])
-		c.consumed(n)
-		if c.ahead != nil {
-			return n, nil
-		}
-		err := c.aheadErr
-		c.aheadErr = nil
-		return n, err
-	}
-	if err := c.aheadErr; err != nil {
-		// read with the last bytes a capture took
-		c.aheadErr = nil
-		return 0, err
-	}
-	if !c.bulk.Load() || len(p) >= readAheadSize {
+	if c.ahead == nil && c.aheadErr == nil && (!c.bulk.Load() || len(p) >= dataBuffer) {
 		return c.read(p)
 	}
-	bp := readAheads.Get().(*[]byte)
-	m, err := c.read(*bp)
-	n := copy(p, (*bp)[:m])
-	if n == m {
-		readAheads.Put(bp)
-		return n, err
+	b, err := c.nextRaw(0)
+	if err != nil {
+		return 0, err
 	}
-	c.ahead, c.aheadPos, c.aheadEnd, c.aheadErr = bp, n, m, err
+	n := copy(p, b)
+	c.consumed(n)
 	return n, nil
 }
 
@@ -189,10 +167,10 @@ func (c *trackedConn) nextRaw(timeout time.Duration) ([]byte, error) {
 	if timeout > 0 {
 		c.Conn.SetReadDeadline(time.Now().Add(timeout))
 	}
-	bp := readAheads.Get().(*[]byte)
+	bp := dataBuffers.Get().(*[]byte)
 	m, err := c.read(*bp)
 	if m == 0 {
-		readAheads.Put(bp)
+		dataBuffers.Put(bp)
 		if err == nil {
 			err = io.ErrNoProgress
 		}
@@ -207,7 +185,7 @@ func (c *trackedConn) nextRaw(timeout time.Duration) ([]byte, error) {
 func (c *trackedConn) consumed(n int) {
 	c.aheadPos += n
 	if c.aheadPos >= c.aheadEnd {
-		readAheads.Put(c.ahead)
+		dataBuffers.Put(c.ahead)
 		c.ahead = nil
 	}
 }

@@ -35,7 +35,7 @@ func (c *streamConn) Read(p []byte) (int, error) {
 // bulk is cleared with bytes still read ahead; without bulk each read is
 // a socket read of its own size.
 func TestReadAhead(t *testing.T) {
-	data := make([]byte, 3*readAheadSize+1000)
+	data := make([]byte, 3*dataBuffer+1000)
 	for i := range data {
 		data[i] = byte(i*7 + i/251)
 	}
@@ -57,7 +57,7 @@ func TestReadAhead(t *testing.T) {
 		t.Fatalf("without bulk: %d socket reads for %d bytes, want 1 for 4096", sc.reads, len(got))
 	}
 	c.bulk.Store(true)
-	for len(got) < 4096+readAheadSize {
+	for len(got) < 4096+dataBuffer {
 		read()
 	}
 	if sc.reads != 2 {
